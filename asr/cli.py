@@ -1,0 +1,176 @@
+"""`asr <command>`: argument parsing only; the work lives in the library modules."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from dataclasses import fields
+
+from asr.model import SIZES, ModelConfig
+
+
+def _add_train(sub) -> None:
+    p = sub.add_parser("train", help="train a BiLSTM-CTC model on JSONL manifests")
+    p.add_argument("--train", required=True, help="training manifest (JSONL)")
+    p.add_argument("--dev", required=True, help="dev manifest, for model selection")
+    p.add_argument("--exp-dir", required=True, help="where checkpoints and logs go")
+    p.add_argument("--size", default="small", choices=list(SIZES), help="named model size")
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--max-batch-seconds", type=float, default=300.0,
+                   help="padded audio seconds per batch")
+    p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate")
+    p.add_argument("--warmup-steps", type=int, default=300)
+    p.add_argument("--patience", type=int, default=5,
+                   help="stop after this many epochs without dev WER improvement")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
+    p.add_argument("--num-workers", type=int, default=2, help="data loader processes")
+    p.add_argument("--resume", action="store_true", help="continue from EXP_DIR/last.pt")
+    model = p.add_argument_group("model (overrides of the named size)")
+    for f in fields(ModelConfig):
+        if f.name not in ("vocab_size", "sample_rate"):
+            kind = (lambda s: s.lower() in ("1", "true", "yes")) if f.type == "bool" else \
+                {"int": int, "float": float, "str": str}[f.type]
+            model.add_argument(f"--{f.name.replace('_', '-')}", type=kind, default=None)
+
+
+def _run_train(args) -> int:
+    from asr.train import TrainConfig, train
+
+    overrides = {f.name: getattr(args, f.name) for f in fields(ModelConfig)
+                 if getattr(args, f.name, None) is not None}
+    cfg = TrainConfig(
+        train_manifest=args.train, dev_manifest=args.dev, exp_dir=args.exp_dir, size=args.size,
+        model_overrides=overrides, epochs=args.epochs, max_batch_seconds=args.max_batch_seconds,
+        lr=args.lr, warmup_steps=args.warmup_steps, patience=args.patience, seed=args.seed,
+        device=args.device, num_workers=args.num_workers, resume=args.resume)
+    result = train(cfg)
+    print(f"best dev WER {100 * result['best_wer']:.2f}% after {result['epochs']} epochs")
+    return 0
+
+
+def _add_decoder_options(p) -> None:
+    p.add_argument("--model", required=True, help="checkpoint (e.g. exp/best.pt)")
+    p.add_argument("--decoder", default="greedy", choices=["greedy", "beam"])
+    p.add_argument("--beam-size", type=int, default=10)
+    p.add_argument("--device", default="auto")
+
+
+def _load(args):
+    from asr.checkpoint import load_model
+    from asr.decode import get_decoder
+    from asr.train import pick_device
+
+    model, tokenizer = load_model(args.model, pick_device(args.device))
+    opts = {"beam_size": args.beam_size} if args.decoder == "beam" else {}
+    return model, tokenizer, get_decoder(args.decoder, **opts)
+
+
+def _add_decode(sub) -> None:
+    p = sub.add_parser("decode", help="decode a manifest to a hypotheses JSONL")
+    _add_decoder_options(p)
+    p.add_argument("--manifest", required=True)
+    p.add_argument("--out", required=True, help='hypotheses JSONL: {"id", "text"} per line')
+    p.add_argument("--max-batch-seconds", type=float, default=300.0)
+
+
+def _run_decode(args) -> int:
+    from asr.data import SpeechDataset, read_manifest, write_jsonl
+    from asr.inference import decode_dataset
+
+    model, tokenizer, decoder = _load(args)
+    dataset = SpeechDataset(read_manifest(args.manifest), tokenizer, model.config.sample_rate,
+                            args.manifest)
+    hyps = decode_dataset(model, tokenizer, dataset, decoder, args.max_batch_seconds)
+    write_jsonl(args.out, [{"id": k, "text": v} for k, v in hyps.items()])
+    print(f"wrote {len(hyps)} hypotheses to {args.out}", file=sys.stderr)
+    return 0
+
+
+def _add_score(sub) -> None:
+    p = sub.add_parser("score", help="WER/CER of hypotheses against references")
+    p.add_argument("ref", help="reference: JSONL manifest or Kaldi text file")
+    p.add_argument("hyp", help="hypotheses: JSONL or Kaldi text file")
+    p.add_argument("--json", action="store_true", help="print a JSON summary instead")
+    p.add_argument("--max-alignments", type=int, default=20,
+                   help="per-utterance alignments shown in the text report")
+
+
+def _run_score(args) -> int:
+    from asr.score import format_report, read_transcripts, score
+    from asr.text import normalize
+
+    report = score(read_transcripts(args.ref), read_transcripts(args.hyp), normalize)
+    if args.json:
+        print(json.dumps(report.to_dict()))
+    else:
+        print(format_report(report, max_alignments=args.max_alignments))
+    return 0
+
+
+def _add_transcribe(sub) -> None:
+    p = sub.add_parser("transcribe", help="transcribe audio files")
+    _add_decoder_options(p)
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("--format", default="text", choices=["text", "jsonl"])
+
+
+def _run_transcribe(args) -> int:
+    from asr.transcribe import transcribe_files
+
+    model, tokenizer, decoder = _load(args)
+    failed = 0
+    for path, text, error in transcribe_files(model, tokenizer, args.files, decoder):
+        if error:
+            failed += 1
+            print(f"asr: error: {error}", file=sys.stderr)
+        elif args.format == "jsonl":
+            print(json.dumps({"path": path, "text": text}, ensure_ascii=False), flush=True)
+        else:
+            print(text if len(args.files) == 1 else f"{path}: {text}", flush=True)
+    if failed:
+        print(f"asr: {failed} of {len(args.files)} files failed", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _add_results(sub) -> None:
+    p = sub.add_parser("results", help="collect a recipe's scores into EXP_DIR/results.json")
+    p.add_argument("exp_dir")
+    p.add_argument("--model", required=True, help="the recipe's final model path")
+    p.add_argument("--sets", nargs="+", default=["dev", "test"])
+
+
+def _run_results(args) -> int:
+    from asr.results import collect_results, format_table
+
+    print(format_table(collect_results(args.exp_dir, args.model, args.sets), args.sets))
+    return 0
+
+
+COMMANDS = {
+    "train": (_add_train, _run_train),
+    "decode": (_add_decode, _run_decode),
+    "score": (_add_score, _run_score),
+    "transcribe": (_add_transcribe, _run_transcribe),
+    "results": (_add_results, _run_results),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="asr", description="BiLSTM-CTC speech recognition")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add, _ in COMMANDS.values():
+        add(sub)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return COMMANDS[args.command][1](args)
+    except (ValueError, FileNotFoundError) as err:  # user-caused: bad path, manifest, audio
+        print(f"asr: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,170 @@
+"""JSONL manifests, the dataset, the duration-bucketed batch sampler and collation.
+
+A manifest line is `{"id", "audio_filepath", "duration", "text", "speaker"}`: a
+superset of NeMo's manifest, so NeMo manifests load as they are.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from asr.audio import load_audio
+from asr.text import CharTokenizer, normalize
+
+log = logging.getLogger(__name__)
+REQUIRED_KEYS = ("audio_filepath", "duration", "text")
+
+
+def read_manifest(path: str | Path) -> list[dict]:
+    """Read a JSONL manifest; relative audio paths resolve against the manifest's folder."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: manifest not found; run the recipe's data stage first")
+    entries = []
+    with path.open(encoding="utf-8") as f:
+        for line_no, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                entry = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{path}:{line_no}: not valid JSON ({err}); "
+                                 "each line must be one JSON object") from None
+            missing = [k for k in REQUIRED_KEYS if k not in entry]
+            if missing:
+                raise ValueError(f"{path}:{line_no}: missing {', '.join(missing)}; "
+                                 f"every line needs {', '.join(REQUIRED_KEYS)}")
+            entry.setdefault("id", Path(entry["audio_filepath"]).stem)
+            entry.setdefault("speaker", "unknown")
+            audio = Path(entry["audio_filepath"])
+            entry["audio_filepath"] = str(audio if audio.is_absolute() else path.parent / audio)
+            entries.append(entry)
+    return entries
+
+
+def write_jsonl(path: str | Path, rows: list[dict]) -> None:
+    """Write rows as JSONL atomically: readers never see a partial file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        for row in rows:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    os.replace(tmp, path)
+
+
+def ctc_min_frames(tokens: list[int]) -> int:
+    """Frames CTC needs for a label sequence: one per token plus a blank between repeats."""
+    repeats = sum(1 for a, b in zip(tokens, tokens[1:]) if a == b)
+    return len(tokens) + repeats
+
+
+class SpeechDataset(Dataset):
+    """Utterances of a manifest with their token ids; items are (id, wave (S,), tokens (L,))."""
+
+    def __init__(self, entries: list[dict], tokenizer: CharTokenizer, sample_rate: int,
+                 source: str = "manifest"):
+        self.entries = entries
+        self.sample_rate = sample_rate
+        self.tokens = [tokenizer.encode(normalize(e["text"])) for e in entries]
+        tokenizer.report_oov(source)
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    @property
+    def durations(self) -> list[float]:
+        return [float(e["duration"]) for e in self.entries]
+
+    def filter_infeasible(self, output_frames: Callable[[int], int], source: str) -> None:
+        """Drop utterances CTC cannot align: empty targets or more labels than output frames."""
+        keep = [
+            i for i, (e, toks) in enumerate(zip(self.entries, self.tokens))
+            if toks and ctc_min_frames(toks) <= output_frames(round(e["duration"] * self.sample_rate))
+        ]
+        dropped = len(self.entries) - len(keep)
+        if dropped:
+            log.warning("%s: dropped %d of %d utterances that CTC cannot align (empty text, or "
+                        "more labels than frames after subsampling; lower the subsampling factor)",
+                        source, dropped, len(self.entries))
+        self.entries = [self.entries[i] for i in keep]
+        self.tokens = [self.tokens[i] for i in keep]
+
+    def __getitem__(self, index: int):
+        entry = self.entries[index]
+        wave = load_audio(entry["audio_filepath"], self.sample_rate)
+        return entry["id"], wave, torch.tensor(self.tokens[index], dtype=torch.long)
+
+
+def collate(items):
+    """Pad a list of (id, wave, tokens) into a batch dict."""
+    ids, waves, tokens = zip(*items)
+    wave_lens = torch.tensor([len(w) for w in waves])
+    token_lens = torch.tensor([len(t) for t in tokens])
+    return {
+        "ids": list(ids),
+        "waves": torch.nn.utils.rnn.pad_sequence(waves, batch_first=True),  # (B, S)
+        "wave_lens": wave_lens,  # (B,)
+        "tokens": torch.nn.utils.rnn.pad_sequence(tokens, batch_first=True),  # (B, L)
+        "token_lens": token_lens,  # (B,)
+    }
+
+
+class BucketBatchSampler(Sampler[list[int]]):
+    """Batches of similar-length utterances whose padded audio stays under a seconds budget.
+
+    Utterances are sorted by duration and cut greedily into batches where
+    `batch_size * longest_duration <= max_batch_seconds`. With `shuffle`, batch order
+    (and, slightly, bucket boundaries) changes each epoch, reproducibly from `seed`.
+    """
+
+    def __init__(self, durations: list[float], max_batch_seconds: float, shuffle: bool = True,
+                 seed: int = 0):
+        if max(durations, default=0) > max_batch_seconds:
+            raise ValueError(f"an utterance lasts {max(durations):.1f} s, longer than "
+                             f"--max-batch-seconds {max_batch_seconds}; raise the budget")
+        self.durations = durations
+        self.max_batch_seconds = max_batch_seconds
+        self.shuffle = shuffle
+        self.seed = seed
+        self.epoch = 0
+        self.start_batch = 0
+
+    def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
+        """Select the epoch's order; `start_batch` skips batches already done (resume)."""
+        self.epoch = epoch
+        self.start_batch = start_batch
+
+    def _batches(self) -> list[list[int]]:
+        rng = random.Random(self.seed * 100_003 + self.epoch)
+        # jitter durations by up to 5% so equal-length utterances mix across epochs
+        keys = [d * (1 + 0.05 * rng.random()) if self.shuffle else d for d in self.durations]
+        order = sorted(range(len(keys)), key=keys.__getitem__)
+        batches, batch, longest = [], [], 0.0
+        for i in order:
+            longest_if_added = max(longest, self.durations[i])
+            if batch and longest_if_added * (len(batch) + 1) > self.max_batch_seconds:
+                batches.append(batch)
+                batch, longest_if_added = [], self.durations[i]
+            batch.append(i)
+            longest = longest_if_added
+        if batch:
+            batches.append(batch)
+        if self.shuffle:
+            rng.shuffle(batches)
+        return batches
+
+    def __iter__(self) -> Iterator[list[int]]:
+        yield from self._batches()[self.start_batch:]
+
+    def __len__(self) -> int:
+        return len(self._batches()) - self.start_batch

@@ -1,0 +1,38 @@
+"""Running a trained model over many utterances: batched forward passes plus a decoder."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from asr.data import BucketBatchSampler, SpeechDataset, collate
+from asr.model import CTCModel
+from asr.text import CharTokenizer
+
+# (log_probs (B, T, V), frames (B,)) -> token ids per utterance
+Decoder = Callable[[torch.Tensor, torch.Tensor], list[list[int]]]
+
+
+@torch.inference_mode()
+def decode_dataset(model: CTCModel, tokenizer: CharTokenizer, dataset: SpeechDataset,
+                   decoder: Decoder, max_batch_seconds: float = 300.0, num_workers: int = 0,
+                   progress: bool = True) -> dict[str, str]:
+    """Decode every utterance of `dataset`; returns {id: text} in the dataset's order."""
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    budget = max(max_batch_seconds, max(dataset.durations, default=0))
+    sampler = BucketBatchSampler(dataset.durations, budget, shuffle=False)
+    loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate,
+                        num_workers=num_workers, pin_memory=device.type == "cuda")
+    texts = {}
+    for batch in tqdm(loader, desc="decode", disable=not progress, leave=False):
+        with torch.autocast(device.type, dtype=torch.float16, enabled=device.type == "cuda"):
+            log_probs, frames = model(batch["waves"].to(device), batch["wave_lens"].to(device))
+        for utt_id, ids in zip(batch["ids"], decoder(log_probs.float(), frames)):
+            texts[utt_id] = tokenizer.decode(ids)
+    model.train(was_training)
+    return {e["id"]: texts[e["id"]] for e in dataset.entries}

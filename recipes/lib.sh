@@ -1,0 +1,33 @@
+# Sourced by each recipe's run.sh after it sets its defaults: parses `--name value`
+# options into the variables of the same name (dashes become underscores) and runs
+# stages. A stage runs when stage <= N <= stop_stage and its .done marker is absent.
+
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --help|-h) grep '^#' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --*=*) name=${1%%=*}; value=${1#*=}; shift ;;
+    --*) [ $# -ge 2 ] || { echo "$0: $1 needs a value" >&2; exit 2; }; name=$1; value=$2; shift 2 ;;
+    *) echo "$0: unexpected argument '$1'; options are --name value" >&2; exit 2 ;;
+  esac
+  name=${name#--}; name=${name//-/_}
+  if [ -z "${!name+set}" ]; then
+    echo "$0: unknown option --${name//_/-}; see $0 --help" >&2; exit 2
+  fi
+  printf -v "$name" '%s' "$value"
+done
+
+log() { echo "$(date '+%F %T') ($(basename "$(pwd)")) $*" >&2; }
+
+# run_stage N MARKER FUNCTION: run FUNCTION as stage N unless MARKER exists.
+run_stage() {
+  local n=$1 marker=$2 fn=$3
+  if [ "$n" -lt "$stage" ] || [ "$n" -gt "$stop_stage" ]; then return 0; fi
+  if [ -f "$marker" ]; then
+    log "stage $n ($fn): done already ($marker exists; delete it to redo)"; return 0
+  fi
+  log "stage $n ($fn): start"
+  local started=$SECONDS
+  "$fn"
+  mkdir -p "$(dirname "$marker")" && touch "$marker"
+  log "stage $n ($fn): finished in $((SECONDS - started)) s"
+}

@@ -1,0 +1,49 @@
+import pytest
+import torch
+
+from asr.checkpoint import load_model, model_state, save_atomic
+from asr.model import CTCModel, ModelConfig
+from asr.text import CharTokenizer
+
+
+@pytest.mark.parametrize("subsampling, factor", [("conv", 2), ("conv", 4), ("stack", 2),
+                                                 ("stack", 3)])
+def test_output_lengths_match_outputs(subsampling, factor):
+    model = CTCModel(ModelConfig.from_size("tiny", 29, subsampling=subsampling,
+                                           subsampling_factor=factor)).eval()
+    lengths = torch.tensor([16000, 12345, 4000])
+    log_probs, frames = model(torch.randn(3, 16000), lengths)
+    assert frames.tolist() == model.output_lengths(lengths).tolist()
+    assert log_probs.shape == (3, int(frames.max()), 29)
+    assert abs(int(frames[0]) - 100 // factor) <= 1
+    assert torch.allclose(log_probs.exp().sum(-1), torch.ones(3, log_probs.shape[1]), atol=1e-4)
+
+
+@pytest.mark.parametrize("rnn_type, bidirectional", [("gru", True), ("lstm", False)])
+def test_config_variants(rnn_type, bidirectional):
+    model = CTCModel(ModelConfig(vocab_size=29, num_layers=2, hidden_size=32, rnn_type=rnn_type,
+                                 bidirectional=bidirectional))
+    assert isinstance(model.rnn, torch.nn.GRU if rnn_type == "gru" else torch.nn.LSTM)
+    assert model.rnn.bidirectional == bidirectional
+    log_probs, _ = model(torch.randn(2, 8000), torch.tensor([8000, 6000]))
+    assert log_probs.shape[-1] == 29
+
+
+def test_bad_config_names_the_choice():
+    with pytest.raises(ValueError, match="unknown model size 'huge'"):
+        ModelConfig.from_size("huge", 29)
+    with pytest.raises(ValueError, match="unknown rnn_type 'rnn'"):
+        CTCModel(ModelConfig(vocab_size=29, rnn_type="rnn"))
+
+
+def test_checkpoint_round_trip_rebuilds_model(tmp_path):
+    tokenizer = CharTokenizer()
+    model = CTCModel(ModelConfig.from_size("tiny", len(tokenizer))).eval()
+    model.cmvn.mean.fill_(1.5)
+    save_atomic(model_state(model, tokenizer), tmp_path / "m.pt")
+    assert [p.name for p in tmp_path.iterdir()] == ["m.pt"]  # no temp file left
+    loaded, loaded_tok = load_model(tmp_path / "m.pt")  # weights_only=True inside
+    waves, lengths = torch.randn(1, 8000), torch.tensor([8000])
+    assert torch.equal(loaded(waves, lengths)[0], model(waves, lengths)[0])
+    assert loaded_tok.vocab == tokenizer.vocab
+    assert float(loaded.cmvn.mean[0]) == 1.5
