@@ -27,7 +27,7 @@ def _add_train(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
     p.add_argument("--num-workers", type=int, default=2, help="data loader processes")
-    p.add_argument("--resume", action="store_true", help="continue from EXP_DIR/last.pt")
+    p.add_argument("--resume", action="store_true", help="continue from the newest EXP_DIR/epoch-N.pt")
     model = p.add_argument_group("model (overrides of the named size)")
     for f in fields(ModelConfig):
         if f.name not in ("vocab_size", "sample_rate"):

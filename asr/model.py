@@ -46,7 +46,8 @@ class ModelConfig:
         if size not in SIZES:
             raise ValueError(f"unknown model size {size!r}; choose one of {', '.join(SIZES)}")
         layers, hidden = SIZES[size]
-        return cls(vocab_size=vocab_size, num_layers=layers, hidden_size=hidden, **overrides)
+        return cls(**{"vocab_size": vocab_size, "num_layers": layers, "hidden_size": hidden,
+                      **overrides})
 
     @classmethod
     def from_dict(cls, state: dict) -> ModelConfig:

@@ -1,8 +1,9 @@
 """The training loop: CTC loss, AdamW with warm-up and cosine decay, AMP on GPU,
 dev-WER model selection with early stopping, and resumable checkpoints.
 
-Under `exp_dir` it writes `log/train.log`, `tensorboard/`, `last.pt` (full training
-state, for `--resume`) and `best.pt` (the model with the best dev WER).
+Under `exp_dir` it writes `log/train.log`, `tensorboard/`, `epoch-N.pt` (full training
+state after epoch N, the last `keep_epochs` of them; `--resume` continues from the newest)
+and `best.pt` (the model with the best dev WER).
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ class TrainConfig:
     num_workers: int = 2
     cmvn_utterances: int = 500
     resume: bool = False
+    keep_epochs: int = 3  # epoch-N.pt checkpoints kept
     log_interval: int = 20
 
 
@@ -86,6 +88,14 @@ def estimate_cmvn(model: CTCModel, dataset: SpeechDataset, max_utterances: int, 
     model.cmvn.set_stats(total, total_sq, count)
 
 
+def _epoch_number(path: Path) -> int:
+    return int(path.stem.split("-")[1])
+
+
+def latest_epoch_checkpoint(exp_dir: Path) -> Path | None:
+    return max(exp_dir.glob("epoch-*.pt"), key=_epoch_number, default=None)
+
+
 def setup_logging(exp_dir: Path) -> None:
     (exp_dir / "log").mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(exp_dir / "log" / "train.log")
@@ -100,10 +110,11 @@ def train(cfg: TrainConfig) -> dict:
     setup_logging(exp_dir)
     device = pick_device(cfg.device)
     use_amp = device.type == "cuda"
-    last_path, best_path = exp_dir / "last.pt", exp_dir / "best.pt"
-    resume_state = load_checkpoint(last_path) if cfg.resume and last_path.is_file() else None
+    best_path = exp_dir / "best.pt"
+    last_path = latest_epoch_checkpoint(exp_dir) if cfg.resume else None
+    resume_state = load_checkpoint(last_path) if last_path else None
     if cfg.resume and resume_state is None:
-        log.info("--resume: no %s yet, starting from scratch", last_path)
+        log.info("--resume: no epoch-N.pt in %s yet, starting from scratch", exp_dir)
 
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
@@ -209,7 +220,9 @@ def train(cfg: TrainConfig) -> dict:
             "scaler": scaler.state_dict(), "epoch": epoch, "step": step,
             "best_wer": best_wer, "bad_epochs": bad_epochs, "rng": rng_state(),
             "train_config": asdict(cfg),
-        }, last_path)
+        }, exp_dir / f"epoch-{epoch + 1}.pt")
+        for old in sorted(exp_dir.glob("epoch-*.pt"), key=_epoch_number)[:-cfg.keep_epochs]:
+            old.unlink()
         epochs_done = epoch + 1
     if bad_epochs >= cfg.patience:
         log.info("early stop: dev WER has not improved for %d epochs", cfg.patience)

@@ -1,0 +1,48 @@
+import shutil
+
+import torch
+
+from asr.checkpoint import load_checkpoint
+from asr.train import TrainConfig, train, warmup_cosine
+
+
+def _config(train_manifest, dev_manifest, exp_dir, epochs):
+    return TrainConfig(
+        train_manifest=str(train_manifest), dev_manifest=str(dev_manifest), exp_dir=str(exp_dir),
+        size="tiny", model_overrides={"hidden_size": 32}, epochs=epochs, max_batch_seconds=4.0,
+        warmup_steps=5, num_workers=0, cmvn_utterances=20, patience=100, log_interval=2)
+
+
+def test_resumed_run_matches_uninterrupted_run(noise_corpus, tmp_path):
+    train_m, dev_m = noise_corpus("train", 16), noise_corpus("dev", 2, seed=1)
+    full = train(_config(train_m, dev_m, tmp_path / "full", epochs=2))
+
+    # a run that stopped after epoch 1: only its epoch-1 checkpoint exists
+    (tmp_path / "split").mkdir()
+    shutil.copy(tmp_path / "full" / "epoch-1.pt", tmp_path / "split" / "epoch-1.pt")
+    first_epoch_steps = load_checkpoint(tmp_path / "split" / "epoch-1.pt")["step"]
+    resumed_cfg = _config(train_m, dev_m, tmp_path / "split", epochs=2)
+    resumed_cfg.resume = True
+    resumed = train(resumed_cfg)
+
+    assert len(resumed["losses"]) == len(full["losses"]) - first_epoch_steps > 0
+    assert torch.allclose(torch.tensor(resumed["losses"]),
+                          torch.tensor(full["losses"][first_epoch_steps:]), rtol=1e-5)
+    assert resumed["epochs"] == full["epochs"] == 2
+
+
+def test_checkpoints_are_plain_and_logs_written(noise_corpus, tmp_path):
+    train_m, dev_m = noise_corpus("train", 8), noise_corpus("dev", 2, seed=1)
+    exp = tmp_path / "exp"
+    train(_config(train_m, dev_m, exp, epochs=1))
+    last = torch.load(exp / "epoch-1.pt", weights_only=True)  # no pickled classes
+    assert {"config", "tokenizer", "model", "optimizer", "scheduler", "step", "rng"} <= set(last)
+    assert (exp / "best.pt").is_file()
+    assert "dev WER" in (exp / "log" / "train.log").read_text()
+    assert any((exp / "tensorboard").iterdir())
+
+
+def test_warmup_then_decay():
+    f = warmup_cosine(10, 110)
+    assert f(0) == 0.1 and f(9) == 1.0
+    assert f(60) < 1.0 and abs(f(110) - 0.05) < 1e-9 and f(500) == f(110)
