@@ -135,6 +135,29 @@ def _run_transcribe(args) -> int:
     return 1 if failed else 0
 
 
+def _add_prepare(sub) -> None:
+    p = sub.add_parser("prepare", help="synthesise an embedded corpus (espeak-ng, offline)")
+    p.add_argument("corpus", choices=["digits", "synth"])
+    p.add_argument("--out", required=True, help="output folder: manifests and wav/")
+    p.add_argument("--hours", type=float, default=1.6, help="synth: training hours")
+    p.add_argument("--jobs", type=int, default=None, help="processes (default: all cores)")
+    p.add_argument("--seed", type=int, default=0)
+
+
+def _run_prepare(args) -> int:
+    if args.corpus == "digits":
+        from asr.corpora.digits import prepare_digits
+
+        manifests = prepare_digits(args.out, seed=args.seed, jobs=args.jobs)
+    else:
+        from asr.corpora.synth import prepare_synth
+
+        manifests = prepare_synth(args.out, hours=args.hours, seed=args.seed, jobs=args.jobs)
+    for split, path in manifests.items():
+        print(f"{split}: {path}")
+    return 0
+
+
 def _add_results(sub) -> None:
     p = sub.add_parser("results", help="collect a recipe's scores into EXP_DIR/results.json")
     p.add_argument("exp_dir")
@@ -154,6 +177,7 @@ COMMANDS = {
     "decode": (_add_decode, _run_decode),
     "score": (_add_score, _run_score),
     "transcribe": (_add_transcribe, _run_transcribe),
+    "prepare": (_add_prepare, _run_prepare),
     "results": (_add_results, _run_results),
 }
 

@@ -11,7 +11,6 @@ from dataclasses import asdict, dataclass, fields
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from asr.features import GlobalCMVN, LogMelFbank, SpecAugment
 
@@ -104,6 +103,52 @@ class StackSubsampling(nn.Module):
         return self.proj(x), self.output_lengths(lengths)
 
 
+def reverse_padded(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Reverse each sequence of x (B, T, D) within its length; padding stays in place."""
+    t = torch.arange(x.shape[1], device=x.device)  # (T,)
+    lengths = lengths.to(x.device)[:, None]  # (B, 1)
+    index = torch.where(t < lengths, lengths - 1 - t, t)  # (B, T)
+    return x.gather(1, index.unsqueeze(-1).expand_as(x))
+
+
+class RecurrentStack(nn.Module):
+    """Stacked (bi)directional LSTM/GRU layers over padded batches, exact for every length.
+
+    Each direction is its own single-layer RNN; the backward one reads each sequence
+    reversed within its length, so padding never reaches a valid frame. This avoids
+    packed sequences, whose CPU backward pass costs time quadratic in the length.
+    """
+
+    def __init__(self, rnn_type: str, input_size: int, hidden_size: int, num_layers: int,
+                 bidirectional: bool, dropout: float):
+        super().__init__()
+        rnn_cls = {"lstm": nn.LSTM, "gru": nn.GRU}.get(rnn_type)
+        if rnn_cls is None:
+            raise ValueError(f"unknown rnn_type {rnn_type!r}; use 'lstm' or 'gru'")
+        directions = 2 if bidirectional else 1
+        self.layers = nn.ModuleList(
+            nn.ModuleList(
+                rnn_cls(input_size if i == 0 else hidden_size * directions, hidden_size,
+                        batch_first=True)
+                for _ in range(directions)
+            )
+            for i in range(num_layers)
+        )
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """x (B, T, D), lengths (B,) -> (B, T, H * directions); padded frames are garbage."""
+        for i, directions in enumerate(self.layers):
+            if i > 0:
+                x = self.dropout(x)
+            outputs = [directions[0](x)[0]]  # (B, T, H)
+            if len(directions) == 2:
+                backward = directions[1](reverse_padded(x, lengths))[0]
+                outputs.append(reverse_padded(backward, lengths))  # (B, T, H)
+            x = torch.cat(outputs, dim=-1)
+        return x
+
+
 class CTCModel(nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
@@ -120,12 +165,8 @@ class CTCModel(nn.Module):
             self.subsample = StackSubsampling(c.n_mels, rnn_input, c.subsampling_factor)
         else:
             raise ValueError(f"unknown subsampling {c.subsampling!r}; use 'conv' or 'stack'")
-        rnn_cls = {"lstm": nn.LSTM, "gru": nn.GRU}.get(c.rnn_type)
-        if rnn_cls is None:
-            raise ValueError(f"unknown rnn_type {c.rnn_type!r}; use 'lstm' or 'gru'")
-        self.rnn = rnn_cls(rnn_input, c.hidden_size, num_layers=c.num_layers, batch_first=True,
-                           dropout=c.dropout if c.num_layers > 1 else 0.0,
-                           bidirectional=c.bidirectional)
+        self.rnn = RecurrentStack(c.rnn_type, rnn_input, c.hidden_size, c.num_layers,
+                                  c.bidirectional, c.dropout)
         self.dropout = nn.Dropout(c.dropout)
         self.output = nn.Linear(rnn_input, c.vocab_size)
 
@@ -138,8 +179,6 @@ class CTCModel(nn.Module):
         feats, frames = self.fbank(waves, lengths)  # (B, T, n_mels)
         feats = self.specaug(self.cmvn(feats))
         x, frames = self.subsample(feats, frames)  # (B, T', D)
-        x = self.dropout(x)
-        packed = pack_padded_sequence(x, frames.cpu(), batch_first=True, enforce_sorted=False)
-        x, _ = pad_packed_sequence(self.rnn(packed)[0], batch_first=True)  # (B, max frames, 2H)
+        x = self.rnn(self.dropout(x), frames)  # (B, T', 2H)
         x = self.output(self.dropout(x))  # (B, T', V)
         return F.log_softmax(x.float(), dim=-1), frames

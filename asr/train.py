@@ -143,8 +143,10 @@ def train(cfg: TrainConfig) -> dict:
                         persistent_workers=cfg.num_workers > 0)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
                                   fused=device.type == "cuda")
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, warmup_cosine(cfg.warmup_steps, cfg.epochs * len(sampler)))
+    total_steps = cfg.epochs * len(sampler)
+    warmup = min(cfg.warmup_steps, total_steps // 5)  # short runs still reach the peak LR
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(warmup, total_steps))
+    log.info("%d steps per epoch, %d in all, %d of warm-up", len(sampler), total_steps, warmup)
     scaler = torch.amp.GradScaler(device.type, enabled=use_amp)
     decoder = get_decoder("greedy")
 

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from asr.checkpoint import load_model, model_state, save_atomic
-from asr.model import CTCModel, ModelConfig
+from asr.model import CTCModel, ModelConfig, RecurrentStack, reverse_padded
 from asr.text import CharTokenizer
 
 
@@ -23,8 +23,9 @@ def test_output_lengths_match_outputs(subsampling, factor):
 def test_config_variants(rnn_type, bidirectional):
     model = CTCModel(ModelConfig(vocab_size=29, num_layers=2, hidden_size=32, rnn_type=rnn_type,
                                  bidirectional=bidirectional))
-    assert isinstance(model.rnn, torch.nn.GRU if rnn_type == "gru" else torch.nn.LSTM)
-    assert model.rnn.bidirectional == bidirectional
+    directions = model.rnn.layers[0]
+    assert isinstance(directions[0], torch.nn.GRU if rnn_type == "gru" else torch.nn.LSTM)
+    assert len(directions) == (2 if bidirectional else 1)
     log_probs, _ = model(torch.randn(2, 8000), torch.tensor([8000, 6000]))
     assert log_probs.shape[-1] == 29
 
@@ -47,3 +48,23 @@ def test_checkpoint_round_trip_rebuilds_model(tmp_path):
     assert torch.equal(loaded(waves, lengths)[0], model(waves, lengths)[0])
     assert loaded_tok.vocab == tokenizer.vocab
     assert float(loaded.cmvn.mean[0]) == 1.5
+
+
+@pytest.mark.parametrize("rnn_type", ["lstm", "gru"])
+def test_recurrent_stack_ignores_padding(rnn_type):
+    torch.manual_seed(0)
+    stack = RecurrentStack(rnn_type, 8, 16, num_layers=2, bidirectional=True, dropout=0.0)
+    x = torch.randn(3, 20, 8)
+    lengths = torch.tensor([20, 13, 5])
+    batched = stack(x, lengths)  # (3, 20, 32)
+    for b, n in enumerate(lengths.tolist()):
+        alone = stack(x[b : b + 1, :n], lengths[b : b + 1])  # (1, n, 32)
+        assert torch.allclose(batched[b, :n], alone[0], atol=1e-6)
+
+
+def test_reverse_padded_is_its_own_inverse():
+    x = torch.arange(10.0).reshape(2, 5, 1)
+    lengths = torch.tensor([5, 3])
+    rev = reverse_padded(x, lengths)
+    assert rev[1, :, 0].tolist() == [7.0, 6.0, 5.0, 8.0, 9.0]
+    assert torch.equal(reverse_padded(rev, lengths), x)

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Connected digits (like TIDIGITS) on synthetic espeak-ng speech; runs on a laptop CPU.
+#
+#   bash recipes/digits/run.sh [--stage N] [--stop-stage N] [--nj N] [--device cpu|cuda]
+#
+# Stages: 0 synthesise data/ (train voices differ from dev and test voices),
+#         1 train exp/, 2 decode dev and test, 3 score and write exp/results.json.
+# The final model is exp/best.pt. Delete data/ and exp/ to start again.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+stage=0
+stop_stage=3
+nj=$(nproc)
+device=auto
+epochs=12
+size=tiny
+decoder=greedy
+batch_seconds=100
+lr=3e-3
+. ../lib.sh
+
+prepare() { asr prepare digits --out data --jobs "$nj"; }
+
+train() {
+  asr train --train data/train.jsonl --dev data/dev.jsonl --exp-dir exp --size "$size" \
+    --epochs "$epochs" --max-batch-seconds "$batch_seconds" --lr "$lr" --device "$device" \
+    --resume --num-workers 1
+}
+
+decode() {
+  for set in dev test; do
+    asr decode --model exp/best.pt --manifest "data/$set.jsonl" --out "exp/recogs-$set.jsonl" \
+      --decoder "$decoder" --device "$device"
+  done
+}
+
+score() {
+  for set in dev test; do
+    asr score "data/$set.jsonl" "exp/recogs-$set.jsonl" > "exp/errs-$set.txt"
+    asr score --json "data/$set.jsonl" "exp/recogs-$set.jsonl" > "exp/wer-summary-$set.json"
+  done
+  asr results exp --model "$(pwd)/exp/best.pt"
+}
+
+run_stage 0 data/.done prepare
+run_stage 1 exp/.train.done train
+run_stage 2 exp/.decode.done decode
+run_stage 3 exp/.score.done score
