@@ -46,3 +46,10 @@ def load_audio(path: str | Path, sample_rate: int) -> torch.Tensor:
                      path, file_rate, sample_rate, file_rate)
         wave = AF.resample(wave, file_rate, sample_rate)
     return wave.contiguous()
+
+
+def save_audio(path: str | Path, wave: np.ndarray, sample_rate: int) -> int:
+    """Write float samples in [-1, 1) as 16-bit PCM (clipped); returns the sample count."""
+    pcm = np.clip(np.round(wave * 32768.0), -32768, 32767).astype(np.int16)
+    soundfile.write(str(path), pcm, sample_rate, subtype="PCM_16")
+    return len(pcm)

@@ -18,8 +18,8 @@ Decoder = Callable[[torch.Tensor, torch.Tensor], list[list[int]]]
 
 @torch.inference_mode()
 def decode_dataset(model: CTCModel, tokenizer: CharTokenizer, dataset: SpeechDataset,
-                   decoder: Decoder, max_batch_seconds: float = 300.0, num_workers: int = 0,
-                   progress: bool = True) -> dict[str, str]:
+                   decoder: Decoder, max_batch_seconds: float = 300.0,
+                   num_workers: int = 0) -> dict[str, str]:
     """Decode every utterance of `dataset`; returns {id: text} in the dataset's order."""
     device = next(model.parameters()).device
     was_training = model.training
@@ -29,7 +29,7 @@ def decode_dataset(model: CTCModel, tokenizer: CharTokenizer, dataset: SpeechDat
     loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate,
                         num_workers=num_workers, pin_memory=device.type == "cuda")
     texts = {}
-    for batch in tqdm(loader, desc="decode", disable=not progress, leave=False):
+    for batch in tqdm(loader, desc="decode", leave=False, disable=None):
         with torch.autocast(device.type, dtype=torch.float16, enabled=device.type == "cuda"):
             log_probs, frames = model(batch["waves"].to(device), batch["wave_lens"].to(device))
         for utt_id, ids in zip(batch["ids"], decoder(log_probs.float(), frames)):

@@ -27,7 +27,7 @@ class ModelConfig:
     vocab_size: int
     sample_rate: int = 16000
     n_mels: int = 80
-    subsampling: str = "conv"  # "conv" (2-layer Conv2d) or "stack" (frame stacking)
+    subsampling: str = "stack"  # "stack" (frame stacking) or "conv" (2-layer Conv2d)
     subsampling_factor: int = 2  # 2 for characters, 4 for subword units
     num_layers: int = 3
     hidden_size: int = 320  # per direction

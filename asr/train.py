@@ -78,7 +78,7 @@ def estimate_cmvn(model: CTCModel, dataset: SpeechDataset, max_utterances: int, 
     total = torch.zeros(model.config.n_mels, dtype=torch.float64)
     total_sq = torch.zeros_like(total)
     count = 0
-    for i in tqdm(indices, desc="cmvn", leave=False):
+    for i in tqdm(indices, desc="cmvn", leave=False, disable=None):
         wave = dataset[i][1].unsqueeze(0)  # (1, S)
         feats, _ = model.fbank(wave, torch.tensor([wave.shape[1]]))  # (1, T, n_mels)
         feats = feats[0].double()
@@ -177,7 +177,7 @@ def train(cfg: TrainConfig) -> dict:
         sampler.set_epoch(epoch)
         epoch_losses = []  # device scalars; synced once per log interval, not per step
         started = time.time()
-        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False)
+        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False, disable=None)
         for batch in bar:
             waves = batch["waves"].to(device, non_blocking=True)
             tokens = batch["tokens"].to(device, non_blocking=True)

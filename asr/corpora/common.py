@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import soundfile
 import torch
 import torchaudio
 from tqdm import tqdm
 
 from asr import tts
+from asr.audio import save_audio
 from asr.data import write_jsonl
 
 log = logging.getLogger(__name__)
@@ -100,9 +100,7 @@ def _render(job: tuple[Utterance, str]) -> tuple[str, int, str]:
     lead, trail = (rng.uniform(*MARGIN_SECONDS, size=2) * SAMPLE_RATE).astype(int)
     wave = np.pad(wave, (lead, trail))
     wave += rng.normal(0.0, 10 ** (NOISE_DBFS / 20), size=len(wave)).astype(np.float32)
-    pcm = np.clip(np.round(wave * 32768.0), -32768, 32767).astype(np.int16)
-    soundfile.write(path, pcm, SAMPLE_RATE, subtype="PCM_16")
-    return utt.id, len(pcm), ""
+    return utt.id, save_audio(path, wave, SAMPLE_RATE), ""
 
 
 def _speak_split(pool, split: str, utts: list[Utterance], manifest: Path) -> None:
@@ -111,7 +109,7 @@ def _speak_split(pool, split: str, utts: list[Utterance], manifest: Path) -> Non
     work = [(u, str(wav_dir / f"{u.id}.wav")) for u in utts]
     samples, failed = {}, []
     results = pool.imap_unordered(_render, work, chunksize=8)
-    for utt_id, n, error in tqdm(results, total=len(work), desc=split, unit="utt"):
+    for utt_id, n, error in tqdm(results, total=len(work), desc=split, unit="utt", disable=None):
         if error:
             failed.append(f"{utt_id}: {error}")
         else:

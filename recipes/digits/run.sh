@@ -13,10 +13,11 @@ stage=0
 stop_stage=3
 nj=$(nproc)
 device=auto
-epochs=12
+epochs=15
 size=tiny
 decoder=greedy
-batch_seconds=100
+batch_seconds=50
+subsampling_factor=3  # 30 ms frames: characters at 200 words/min still fit
 lr=3e-3
 . ../lib.sh
 
@@ -25,7 +26,7 @@ prepare() { asr prepare digits --out data --jobs "$nj"; }
 train() {
   asr train --train data/train.jsonl --dev data/dev.jsonl --exp-dir exp --size "$size" \
     --epochs "$epochs" --max-batch-seconds "$batch_seconds" --lr "$lr" --device "$device" \
-    --resume --num-workers 1
+    --subsampling stack --subsampling-factor "$subsampling_factor" --resume --num-workers 1
 }
 
 decode() {

@@ -19,7 +19,8 @@ epochs=12
 size=small
 hours=1.6
 decoder=greedy
-batch_seconds=100
+batch_seconds=50
+subsampling_factor=3  # 30 ms frames: characters at 200 words/min still fit
 lr=3e-3
 . ../lib.sh
 
@@ -28,7 +29,7 @@ prepare() { asr prepare synth --out data --hours "$hours" --jobs "$nj"; }
 train() {
   asr train --train data/train.jsonl --dev data/dev.jsonl --exp-dir exp --size "$size" \
     --epochs "$epochs" --max-batch-seconds "$batch_seconds" --lr "$lr" --device "$device" \
-    --resume --num-workers 1
+    --subsampling stack --subsampling-factor "$subsampling_factor" --resume --num-workers 1
 }
 
 decode() {
