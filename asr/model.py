@@ -16,7 +16,7 @@ from asr.features import GlobalCMVN, LogMelFbank, SpecAugment
 
 SIZES = {  # name -> (layers, hidden units per direction)
     "tiny": (2, 160),
-    "small": (3, 320),
+    "small": (3, 256),
     "medium": (4, 512),
     "large": (5, 1024),
 }
@@ -30,7 +30,7 @@ class ModelConfig:
     subsampling: str = "stack"  # "stack" (frame stacking) or "conv" (2-layer Conv2d)
     subsampling_factor: int = 2  # 2 for characters, 4 for subword units
     num_layers: int = 3
-    hidden_size: int = 320  # per direction
+    hidden_size: int = 256  # per direction
     rnn_type: str = "lstm"  # "lstm" or "gru"
     bidirectional: bool = True
     dropout: float = 0.1

@@ -52,7 +52,7 @@ class TrainConfig:
     cmvn_utterances: int = 500
     resume: bool = False
     keep_epochs: int = 3  # epoch-N.pt checkpoints kept
-    log_interval: int = 20
+    log_interval: int = 50  # steps between loss reports (TensorBoard, progress bar, log)
 
 
 def pick_device(name: str) -> torch.device:
@@ -97,11 +97,16 @@ def latest_epoch_checkpoint(exp_dir: Path) -> Path | None:
 
 
 def setup_logging(exp_dir: Path) -> None:
+    """Send the package's log to `exp_dir/log/train.log` (replacing an earlier run's file handler)."""
     (exp_dir / "log").mkdir(parents=True, exist_ok=True)
+    package_log = logging.getLogger("asr")
+    for old in [h for h in package_log.handlers if isinstance(h, logging.FileHandler)]:
+        package_log.removeHandler(old)
+        old.close()
     handler = logging.FileHandler(exp_dir / "log" / "train.log")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logging.getLogger("asr").addHandler(handler)
-    logging.getLogger("asr").setLevel(logging.INFO)
+    package_log.addHandler(handler)
+    package_log.setLevel(logging.INFO)
 
 
 def train(cfg: TrainConfig) -> dict:
@@ -200,6 +205,8 @@ def train(cfg: TrainConfig) -> dict:
                 bar.set_postfix(loss=f"{recent:.3f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
                 writer.add_scalar("train/loss", recent, step)
                 writer.add_scalar("train/lr", scheduler.get_last_lr()[0], step)
+                if bar.disable:  # no progress bar on screen: report in the log instead
+                    log.info("epoch %d step %d: loss %.3f", epoch + 1, step, recent)
         losses += torch.stack(epoch_losses).tolist()
         train_loss = sum(losses[-len(epoch_losses):]) / len(epoch_losses)
 

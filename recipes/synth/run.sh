@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Open-vocabulary English: World English Bible sentences spoken by espeak-ng voices.
 # Dev and test use held-out voices AND held-out books (unseen text). `--hours N` sets
-# the training-set size (default 1.6 h for a CPU; use >= 50 on a GPU).
+# the training-set size (default 4 h for a 2-core CPU; use >= 50 on a GPU).
 #
 #   bash recipes/synth/run.sh [--stage N] [--stop-stage N] [--hours H] [--nj N] [--device cpu|cuda]
 #
@@ -15,9 +15,9 @@ stage=0
 stop_stage=3
 nj=$(nproc)
 device=auto
-epochs=12
+epochs=7
 size=small
-hours=1.6
+hours=4
 decoder=greedy
 batch_seconds=50
 subsampling_factor=3  # 30 ms frames: characters at 200 words/min still fit
