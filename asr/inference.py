@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from asr.data import BucketBatchSampler, SpeechDataset, collate
+from asr.decode import Decoder
 from asr.model import CTCModel
 from asr.text import CharTokenizer
-
-# (log_probs (B, T, V), frames (B,)) -> token ids per utterance
-Decoder = Callable[[torch.Tensor, torch.Tensor], list[list[int]]]
 
 
 @torch.inference_mode()

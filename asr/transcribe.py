@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from asr.audio import AudioError, load_audio
-from asr.inference import Decoder
+from asr.decode import Decoder
 from asr.model import CTCModel
 from asr.text import CharTokenizer
 

@@ -1,6 +1,8 @@
 # Sourced by each recipe's run.sh after it sets its defaults: parses `--name value`
-# options into the variables of the same name (dashes become underscores) and runs
-# stages. A stage runs when stage <= N <= stop_stage and its .done marker is absent.
+# options into the variables of the same name (dashes become underscores), runs
+# stages (a stage runs when stage <= N <= stop_stage and its .done marker is absent)
+# and defines the stages every recipe shares: decode and score of data/{dev,test}.jsonl
+# with exp/best.pt.
 
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -30,4 +32,19 @@ run_stage() {
   "$fn"
   mkdir -p "$(dirname "$marker")" && touch "$marker"
   log "stage $n ($fn): finished in $((SECONDS - started)) s"
+}
+
+decode() {
+  for set in dev test; do
+    asr decode --model exp/best.pt --manifest "data/$set.jsonl" --out "exp/recogs-$set.jsonl" \
+      --decoder "$decoder" --device "$device"
+  done
+}
+
+score() {
+  for set in dev test; do
+    asr score "data/$set.jsonl" "exp/recogs-$set.jsonl" > "exp/errs-$set.txt"
+    asr score --json "data/$set.jsonl" "exp/recogs-$set.jsonl" > "exp/wer-summary-$set.json"
+  done
+  asr results exp --model "$(pwd)/exp/best.pt"
 }

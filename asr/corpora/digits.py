@@ -39,7 +39,7 @@ def prepare_digits(
     n_train: int = 4000,
     n_dev: int = 400,
     n_test: int = 400,
-    n_train_voices: int = 60,
+    n_train_voices: int = 200,
     n_dev_voices: int = 10,
     n_test_voices: int = 10,
     seed: int = 0,

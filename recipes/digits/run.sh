@@ -19,7 +19,7 @@ decoder=greedy
 batch_seconds=50
 subsampling_factor=3  # 30 ms frames: characters at 200 words/min still fit
 lr=3e-3
-. ../lib.sh
+. ../lib.sh  # options, run_stage, and the shared decode and score stages
 
 prepare() { asr prepare digits --out data --jobs "$nj"; }
 
@@ -27,21 +27,6 @@ train() {
   asr train --train data/train.jsonl --dev data/dev.jsonl --exp-dir exp --size "$size" \
     --epochs "$epochs" --max-batch-seconds "$batch_seconds" --lr "$lr" --device "$device" \
     --subsampling stack --subsampling-factor "$subsampling_factor" --resume --num-workers 1
-}
-
-decode() {
-  for set in dev test; do
-    asr decode --model exp/best.pt --manifest "data/$set.jsonl" --out "exp/recogs-$set.jsonl" \
-      --decoder "$decoder" --device "$device"
-  done
-}
-
-score() {
-  for set in dev test; do
-    asr score "data/$set.jsonl" "exp/recogs-$set.jsonl" > "exp/errs-$set.txt"
-    asr score --json "data/$set.jsonl" "exp/recogs-$set.jsonl" > "exp/wer-summary-$set.json"
-  done
-  asr results exp --model "$(pwd)/exp/best.pt"
 }
 
 run_stage 0 data/.done prepare

@@ -24,7 +24,7 @@ subsampling_factor=3  # 30 ms frames: characters at 200 words/min still fit
 lr=3e-3
 # light SpecAugment: a 20-minute CPU run underfits, so strong masking only slows it down
 augment="--freq-mask 15 --n-freq-masks 1 --time-mask 20 --n-time-masks 1"
-. ../lib.sh
+. ../lib.sh  # options, run_stage, and the shared decode and score stages
 
 prepare() { asr prepare synth --out data --hours "$hours" --jobs "$nj"; }
 
@@ -33,21 +33,6 @@ train() {
     --epochs "$epochs" --max-batch-seconds "$batch_seconds" --lr "$lr" --device "$device" \
     --subsampling stack --subsampling-factor "$subsampling_factor" --resume --num-workers 1 \
     $augment
-}
-
-decode() {
-  for set in dev test; do
-    asr decode --model exp/best.pt --manifest "data/$set.jsonl" --out "exp/recogs-$set.jsonl" \
-      --decoder "$decoder" --device "$device"
-  done
-}
-
-score() {
-  for set in dev test; do
-    asr score "data/$set.jsonl" "exp/recogs-$set.jsonl" > "exp/errs-$set.txt"
-    asr score --json "data/$set.jsonl" "exp/recogs-$set.jsonl" > "exp/wer-summary-$set.json"
-  done
-  asr results exp --model "$(pwd)/exp/best.pt"
 }
 
 run_stage 0 data/.done prepare
