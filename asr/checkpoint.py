@@ -1,41 +1,42 @@
 """Checkpoints as plain dicts that load with `torch.load(weights_only=True)`.
 
 A checkpoint holds `config`, `tokenizer`, `model` (CMVN stats included) and, for
-training checkpoints, `optimizer`, `scheduler`, `step`, `epoch`, `rng` and `best`.
+training checkpoints (`epoch-N.pt`), `optimizer`, `scheduler`, `scaler`, `epoch`, `step`,
+`best_wer`, `bad_epochs`, `rng` and `train_config`.
 """
 
 from __future__ import annotations
 
-import os
+import pickle
 import random
-import tempfile
 from pathlib import Path
 
 import torch
 
+from asr.atomic import atomic_path
 from asr.model import CTCModel, ModelConfig
 from asr.text import CharTokenizer
 
 
 def save_atomic(state: dict, path: str | Path) -> None:
-    """Write `state` to `path` via a temp file and `os.replace`, so a crash never leaves half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    os.close(fd)
-    try:
+    """Write `state` to `path` atomically: a crash never leaves half a checkpoint."""
+    with atomic_path(path) as tmp:
         torch.save(state, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: checkpoint not found; train a model first or fix --model")
-    return torch.load(path, map_location=map_location, weights_only=True)
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError) as err:
+        raise ValueError(f"{path}: not a readable asr checkpoint ({str(err).splitlines()[0]}); "
+                         "pass a file written by `asr train`, e.g. exp/best.pt") from None
+    if not isinstance(state, dict) or not {"config", "tokenizer", "model"} <= set(state):
+        raise ValueError(f"{path}: not an asr checkpoint (no config/tokenizer/model); "
+                         "pass a file written by `asr train`, e.g. exp/best.pt")
+    return state
 
 
 def model_state(model: CTCModel, tokenizer: CharTokenizer) -> dict:

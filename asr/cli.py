@@ -31,9 +31,11 @@ def _add_train(sub) -> None:
     model = p.add_argument_group("model (overrides of the named size)")
     for f in fields(ModelConfig):
         if f.name not in ("vocab_size", "sample_rate"):
-            kind = (lambda s: s.lower() in ("1", "true", "yes")) if f.type == "bool" else \
-                {"int": int, "float": float, "str": str}[f.type]
-            model.add_argument(f"--{f.name.replace('_', '-')}", type=kind, default=None)
+            flag = f"--{f.name.replace('_', '-')}"
+            if f.type == "bool":
+                model.add_argument(flag, choices=["true", "false"], default=None)
+            else:
+                model.add_argument(flag, type={"int": int, "float": float, "str": str}[f.type])
 
 
 def _run_train(args) -> int:
@@ -41,6 +43,7 @@ def _run_train(args) -> int:
 
     overrides = {f.name: getattr(args, f.name) for f in fields(ModelConfig)
                  if getattr(args, f.name, None) is not None}
+    overrides.update({k: v == "true" for k, v in overrides.items() if v in ("true", "false")})
     cfg = TrainConfig(
         train_manifest=args.train, dev_manifest=args.dev, exp_dir=args.exp_dir, size=args.size,
         model_overrides=overrides, epochs=args.epochs, max_batch_seconds=args.max_batch_seconds,
@@ -61,7 +64,7 @@ def _add_decoder_options(p) -> None:
 def _load(args):
     from asr.checkpoint import load_model
     from asr.decode import get_decoder
-    from asr.train import pick_device
+    from asr.inference import pick_device
 
     model, tokenizer = load_model(args.model, pick_device(args.device))
     opts = {"beam_size": args.beam_size} if args.decoder == "beam" else {}
@@ -85,7 +88,10 @@ def _run_decode(args) -> int:
                             args.manifest)
     hyps = decode_dataset(model, tokenizer, dataset, decoder, args.max_batch_seconds)
     write_jsonl(args.out, [{"id": k, "text": v} for k, v in hyps.items()])
-    print(f"wrote {len(hyps)} hypotheses to {args.out}", file=sys.stderr)
+    skipped = len(dataset) - len(hyps)
+    print(f"wrote {len(hyps)} hypotheses to {args.out}"
+          + (f"; {skipped} unreadable files skipped (see the warnings)" if skipped else ""),
+          file=sys.stderr)
     return 0
 
 

@@ -8,16 +8,15 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import random
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from asr.audio import load_audio
+from asr.atomic import write_text
+from asr.audio import AudioError, load_audio
 from asr.text import CharTokenizer, normalize
 
 log = logging.getLogger(__name__)
@@ -43,6 +42,9 @@ def read_manifest(path: str | Path) -> list[dict]:
             if missing:
                 raise ValueError(f"{path}:{line_no}: missing {', '.join(missing)}; "
                                  f"every line needs {', '.join(REQUIRED_KEYS)}")
+            if not isinstance(entry["text"], str) or not isinstance(entry["duration"], (int, float)):
+                raise ValueError(f"{path}:{line_no}: \"text\" must be a string and \"duration\" "
+                                 "a number of seconds")
             entry.setdefault("id", Path(entry["audio_filepath"]).stem)
             entry.setdefault("speaker", "unknown")
             audio = Path(entry["audio_filepath"])
@@ -53,13 +55,7 @@ def read_manifest(path: str | Path) -> list[dict]:
 
 def write_jsonl(path: str | Path, rows: list[dict]) -> None:
     """Write rows as JSONL atomically: readers never see a partial file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        for row in rows:
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
-    os.replace(tmp, path)
+    write_text(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
 
 
 def ctc_min_frames(tokens: list[int]) -> int:
@@ -69,7 +65,11 @@ def ctc_min_frames(tokens: list[int]) -> int:
 
 
 class SpeechDataset(Dataset):
-    """Utterances of a manifest with their token ids; items are (id, wave (S,), tokens (L,))."""
+    """Utterances of a manifest with their token ids.
+
+    Items are (id, wave (S,), tokens (L,)); an unreadable file gives (id, None, error message)
+    so that batch jobs can record it and go on.
+    """
 
     def __init__(self, entries: list[dict], tokenizer: CharTokenizer, sample_rate: int,
                  source: str = "manifest"):
@@ -101,16 +101,24 @@ class SpeechDataset(Dataset):
 
     def __getitem__(self, index: int):
         entry = self.entries[index]
-        wave = load_audio(entry["audio_filepath"], self.sample_rate)
+        try:
+            wave = load_audio(entry["audio_filepath"], self.sample_rate)
+        except AudioError as err:
+            return entry["id"], None, str(err)
         return entry["id"], wave, torch.tensor(self.tokens[index], dtype=torch.long)
 
 
 def collate(items):
-    """Pad a list of (id, wave, tokens) into a batch dict."""
+    """Pad a list of (id, wave, tokens) into a batch dict; unreadable items go to "failed"."""
+    failed = [(utt_id, error) for utt_id, wave, error in items if wave is None]
+    items = [item for item in items if item[1] is not None]
+    if not items:
+        return {"failed": failed, "ids": []}
     ids, waves, tokens = zip(*items)
     wave_lens = torch.tensor([len(w) for w in waves])
     token_lens = torch.tensor([len(t) for t in tokens])
     return {
+        "failed": failed,  # [(id, error message)]
         "ids": list(ids),
         "waves": torch.nn.utils.rnn.pad_sequence(waves, batch_first=True),  # (B, S)
         "wave_lens": wave_lens,  # (B,)
@@ -137,12 +145,10 @@ class BucketBatchSampler(Sampler[list[int]]):
         self.shuffle = shuffle
         self.seed = seed
         self.epoch = 0
-        self.start_batch = 0
 
-    def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
-        """Select the epoch's order; `start_batch` skips batches already done (resume)."""
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch's batch order."""
         self.epoch = epoch
-        self.start_batch = start_batch
 
     def _batches(self) -> list[list[int]]:
         rng = random.Random(self.seed * 100_003 + self.epoch)
@@ -164,7 +170,7 @@ class BucketBatchSampler(Sampler[list[int]]):
         return batches
 
     def __iter__(self) -> Iterator[list[int]]:
-        yield from self._batches()[self.start_batch:]
+        yield from self._batches()
 
     def __len__(self) -> int:
-        return len(self._batches()) - self.start_batch
+        return len(self._batches())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
@@ -11,12 +13,27 @@ from asr.decode import Decoder
 from asr.model import CTCModel
 from asr.text import CharTokenizer
 
+log = logging.getLogger(__name__)
+
+
+def pick_device(name: str) -> torch.device:
+    """"auto" is the GPU when there is one, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {name}: no CUDA device is visible; use --device cpu or auto")
+    return device
+
 
 @torch.inference_mode()
 def decode_dataset(model: CTCModel, tokenizer: CharTokenizer, dataset: SpeechDataset,
                    decoder: Decoder, max_batch_seconds: float = 300.0,
                    num_workers: int = 0) -> dict[str, str]:
-    """Decode every utterance of `dataset`; returns {id: text} in the dataset's order."""
+    """Decode every utterance of `dataset`; returns {id: text} in the dataset's order.
+
+    Unreadable files are logged and left out: scoring counts them as deletions.
+    """
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
@@ -26,9 +43,13 @@ def decode_dataset(model: CTCModel, tokenizer: CharTokenizer, dataset: SpeechDat
                         num_workers=num_workers, pin_memory=device.type == "cuda")
     texts = {}
     for batch in tqdm(loader, desc="decode", leave=False, disable=None):
+        for utt_id, error in batch["failed"]:
+            log.warning("skipping %s: %s", utt_id, error)
+        if not batch["ids"]:
+            continue
         with torch.autocast(device.type, dtype=torch.float16, enabled=device.type == "cuda"):
             log_probs, frames = model(batch["waves"].to(device), batch["wave_lens"].to(device))
         for utt_id, ids in zip(batch["ids"], decoder(log_probs.float(), frames)):
             texts[utt_id] = tokenizer.decode(ids)
     model.train(was_training)
-    return {e["id"]: texts[e["id"]] for e in dataset.entries}
+    return {e["id"]: texts[e["id"]] for e in dataset.entries if e["id"] in texts}

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
+
+from asr.atomic import write_text
 
 
 def collect_results(exp_dir: str | Path, model: str | Path, sets: list[str]) -> dict:
@@ -18,9 +19,7 @@ def collect_results(exp_dir: str | Path, model: str | Path, sets: list[str]) -> 
         summary = json.loads(path.read_text())
         results[name] = {k: summary[k] for k in ("wer", "cer", "ref_words", "n_utts")}
     results["model"] = str(model)
-    tmp = exp_dir / ".results.json.tmp"
-    tmp.write_text(json.dumps(results, indent=2) + "\n")
-    os.replace(tmp, exp_dir / "results.json")
+    write_text(exp_dir / "results.json", json.dumps(results, indent=2) + "\n")
     return results
 
 

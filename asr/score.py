@@ -222,12 +222,6 @@ def score(refs: Mapping[str, str], hyps: Mapping[str, str],
     )
 
 
-def score_files(ref_path: str | Path, hyp_path: str | Path,
-                normalize: Callable[[str], str] | None = None) -> ScoreReport:
-    """``score`` on two transcript files (JSONL or Kaldi text, see ``read_transcripts``)."""
-    return score(read_transcripts(ref_path), read_transcripts(hyp_path), normalize)
-
-
 def _id_list(ids: list[str], limit: int = 10) -> str:
     more = f" (+{len(ids) - limit} more)" if len(ids) > limit else ""
     return "  " + " ".join(ids[:limit]) + more

@@ -65,7 +65,7 @@ def _spell_number(match: re.Match) -> str:
     return " " + words + " "
 
 
-_NUMBER = re.compile(r"(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d+))?(st|nd|rd|th)?\b")
+_NUMBER = re.compile(r"(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d+))?(st|nd|rd|th)?(?!\d)")
 _SYMBOLS = {"&": " and ", "%": " percent ", "+": " plus ", "@": " at "}
 _APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "`": "'", "\u02bc": "'"})
 

@@ -24,7 +24,7 @@ from tqdm import tqdm
 from asr.checkpoint import load_checkpoint, model_state, rng_state, save_atomic, set_rng_state
 from asr.data import BucketBatchSampler, SpeechDataset, collate, read_manifest
 from asr.decode import get_decoder
-from asr.inference import decode_dataset
+from asr.inference import decode_dataset, pick_device
 from asr.model import CTCModel, ModelConfig
 from asr.score import score
 from asr.text import CharTokenizer, normalize
@@ -55,12 +55,6 @@ class TrainConfig:
     log_interval: int = 50  # steps between loss reports (TensorBoard, progress bar, log)
 
 
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
 def warmup_cosine(warmup: int, total: int):
     """LR multiplier: linear warm-up to 1, then cosine decay to 0.05 at `total` steps."""
     def factor(step: int) -> float:
@@ -79,7 +73,10 @@ def estimate_cmvn(model: CTCModel, dataset: SpeechDataset, max_utterances: int, 
     total_sq = torch.zeros_like(total)
     count = 0
     for i in tqdm(indices, desc="cmvn", leave=False, disable=None):
-        wave = dataset[i][1].unsqueeze(0)  # (1, S)
+        wave = dataset[i][1]
+        if wave is None:  # unreadable: reported when training reaches it
+            continue
+        wave = wave.unsqueeze(0)  # (1, S)
         feats, _ = model.fbank(wave, torch.tensor([wave.shape[1]]))  # (1, T, n_mels)
         feats = feats[0].double()
         total += feats.sum(0)
@@ -124,11 +121,10 @@ def train(cfg: TrainConfig) -> dict:
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
     tokenizer = CharTokenizer()
-    if resume_state:
-        tokenizer = CharTokenizer.from_dict(resume_state["tokenizer"])
-        model_config = ModelConfig.from_dict(resume_state["config"])
-    else:
-        model_config = ModelConfig.from_size(cfg.size, len(tokenizer), **cfg.model_overrides)
+    model_config = ModelConfig.from_size(cfg.size, len(tokenizer), **cfg.model_overrides)
+    if resume_state and ModelConfig.from_dict(resume_state["config"]) != model_config:
+        raise ValueError(f"{last_path}: was trained with another model config than this command "
+                         "asks for; use the same --size and model options, or a new --exp-dir")
     model = CTCModel(model_config)
 
     train_set = SpeechDataset(read_manifest(cfg.train_manifest), tokenizer,
@@ -145,7 +141,8 @@ def train(cfg: TrainConfig) -> dict:
     sampler = BucketBatchSampler(train_set.durations, cfg.max_batch_seconds, seed=cfg.seed)
     loader = DataLoader(train_set, batch_sampler=sampler, collate_fn=collate,
                         num_workers=cfg.num_workers, pin_memory=use_amp,
-                        persistent_workers=cfg.num_workers > 0)
+                        persistent_workers=cfg.num_workers > 0,
+                        generator=torch.Generator().manual_seed(cfg.seed))  # not the global RNG
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
                                   fused=device.type == "cuda")
     total_steps = cfg.epochs * len(sampler)
@@ -161,7 +158,8 @@ def train(cfg: TrainConfig) -> dict:
         model.to(device)
         optimizer.load_state_dict(resume_state["optimizer"])
         scheduler.load_state_dict(resume_state["scheduler"])
-        scaler.load_state_dict(resume_state["scaler"])
+        if resume_state["scaler"]:  # empty when the run so far had no AMP (CPU)
+            scaler.load_state_dict(resume_state["scaler"])
         start_epoch, step = resume_state["epoch"] + 1, resume_state["step"]
         best_wer, bad_epochs = resume_state["best_wer"], resume_state["bad_epochs"]
         set_rng_state(resume_state["rng"])
@@ -184,13 +182,18 @@ def train(cfg: TrainConfig) -> dict:
         started = time.time()
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False, disable=None)
         for batch in bar:
+            for utt_id, error in batch["failed"]:
+                log.warning("skipping %s: %s", utt_id, error)
+            if not batch["ids"]:
+                continue
             waves = batch["waves"].to(device, non_blocking=True)
             tokens = batch["tokens"].to(device, non_blocking=True)
             with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
                 log_probs, frames = model(waves, batch["wave_lens"].to(device))  # (B, T, V)
             loss = F.ctc_loss(log_probs.transpose(0, 1), tokens, frames,
                               batch["token_lens"].to(device),
-                              blank=0, reduction="sum", zero_infinity=True) / len(waves)
+                              blank=tokenizer.blank_id, reduction="sum",
+                              zero_infinity=True) / len(waves)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.unscale_(optimizer)

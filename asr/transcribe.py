@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import torch
 
@@ -24,11 +23,13 @@ def transcribe_files(model: CTCModel, tokenizer: CharTokenizer, paths: list[str]
         except AudioError as err:
             yield path, None, str(err)
             continue
-        if len(wave) < model.fbank.win_length:
-            yield path, None, f"{Path(path)}: shorter than one 25 ms frame; nothing to transcribe"
-            continue
         waves = wave.unsqueeze(0).to(device)  # (1, S)
         lengths = torch.tensor([wave.shape[0]], device=device)
-        with torch.autocast(device.type, dtype=torch.float16, enabled=device.type == "cuda"):
-            log_probs, frames = model(waves, lengths)  # (1, T, V)
+        try:
+            with torch.autocast(device.type, dtype=torch.float16, enabled=device.type == "cuda"):
+                log_probs, frames = model(waves, lengths)  # (1, T, V)
+        except torch.OutOfMemoryError:
+            yield path, None, (f"{path}: out of memory for {len(wave) / model.config.sample_rate:.0f} s "
+                               "of audio; split the file or use --device cpu")
+            continue
         yield path, tokenizer.decode(decoder(log_probs.float(), frames)[0]), None

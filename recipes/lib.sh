@@ -20,17 +20,18 @@ done
 
 log() { echo "$(date '+%F %T') ($(basename "$(pwd)")) $*" >&2; }
 
-# run_stage N MARKER FUNCTION: run FUNCTION as stage N unless MARKER exists.
+# run_stage N MARKER FUNCTION: run FUNCTION as stage N unless MARKER exists
+# (MARKER "-": always run, for steps that check their own parameters).
 run_stage() {
   local n=$1 marker=$2 fn=$3
   if [ "$n" -lt "$stage" ] || [ "$n" -gt "$stop_stage" ]; then return 0; fi
-  if [ -f "$marker" ]; then
+  if [ "$marker" != - ] && [ -f "$marker" ]; then
     log "stage $n ($fn): done already ($marker exists; delete it to redo)"; return 0
   fi
   log "stage $n ($fn): start"
   local started=$SECONDS
   "$fn"
-  mkdir -p "$(dirname "$marker")" && touch "$marker"
+  if [ "$marker" != - ]; then mkdir -p "$(dirname "$marker")" && touch "$marker"; fi
   log "stage $n ($fn): finished in $((SECONDS - started)) s"
 }
 

@@ -10,6 +10,8 @@ def test_fbank_shape_and_frame_count():
     assert feats.shape == (2, 101, 80)  # 10 ms hop, centred frames
     assert frames.tolist() == [101, 51]
     assert torch.isfinite(feats).all()
+    feats, frames = fbank(torch.randn(2, 100), torch.tensor([100, 40]))  # shorter than a window
+    assert frames.tolist() == [1, 1] and torch.isfinite(feats).all()
 
 
 def test_cmvn_gives_zero_mean_unit_variance():

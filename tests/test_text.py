@@ -11,6 +11,7 @@ from asr.text import CharTokenizer, normalize, number_to_words, ordinal_words
     ("the 21st and 2nd", "the twenty first and second"),
     ("Caf\u00e9 na\u00efve", "cafe naive"),
     ("rock & roll", "rock and roll"),
+    ("the 1990s at 3pm", "the one thousand nine hundred ninety s at three pm"),
     ("  \n\t ", ""),
 ])
 def test_normalize(raw, expected):

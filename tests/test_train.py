@@ -1,8 +1,12 @@
 import shutil
 
+import pytest
 import torch
 
-from asr.checkpoint import load_checkpoint
+from asr.checkpoint import load_checkpoint, load_model
+from asr.data import SpeechDataset, read_manifest
+from asr.decode import get_decoder
+from asr.inference import decode_dataset
 from asr.train import TrainConfig, train, warmup_cosine
 
 
@@ -31,15 +35,34 @@ def test_resumed_run_matches_uninterrupted_run(noise_corpus, tmp_path):
     assert resumed["epochs"] == full["epochs"] == 2
 
 
-def test_checkpoints_are_plain_and_logs_written(noise_corpus, tmp_path):
-    train_m, dev_m = noise_corpus("train", 8), noise_corpus("dev", 2, seed=1)
+def test_checkpoints_logs_and_unreadable_files(noise_corpus, tmp_path, caplog):
+    train_m, dev_m = noise_corpus("train", 8), noise_corpus("dev", 3, seed=1)
+    (tmp_path / "train" / "train-3.wav").write_bytes(b"broken")
+    (tmp_path / "dev" / "dev-1.wav").write_bytes(b"broken")
     exp = tmp_path / "exp"
     train(_config(train_m, dev_m, exp, epochs=1))
     last = torch.load(exp / "epoch-1.pt", weights_only=True)  # no pickled classes
     assert {"config", "tokenizer", "model", "optimizer", "scheduler", "step", "rng"} <= set(last)
     assert (exp / "best.pt").is_file()
-    assert "dev WER" in (exp / "log" / "train.log").read_text()
+    log_text = (exp / "log" / "train.log").read_text()
+    assert "dev WER" in log_text
+    assert "skipping train-3:" in log_text and "train-3.wav: cannot read audio" in log_text
     assert any((exp / "tensorboard").iterdir())
+
+    model, tokenizer = load_model(exp / "best.pt")
+    dev = SpeechDataset(read_manifest(dev_m), tokenizer, 16000)
+    hyps = decode_dataset(model, tokenizer, dev, get_decoder("greedy"))
+    assert sorted(hyps) == ["dev-0", "dev-2"]  # the broken one is left out, the rest decoded
+    assert "skipping dev-1:" in caplog.text
+
+
+def test_resume_with_another_model_config_is_refused(noise_corpus, tmp_path):
+    train_m, dev_m = noise_corpus("train", 4), noise_corpus("dev", 1, seed=1)
+    train(_config(train_m, dev_m, tmp_path / "exp", epochs=1))
+    cfg = _config(train_m, dev_m, tmp_path / "exp", epochs=2)
+    cfg.resume, cfg.size = True, "small"
+    with pytest.raises(ValueError, match="epoch-1.pt: was trained with another model config"):
+        train(cfg)
 
 
 def test_warmup_then_decay():

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from pythonbible import Book
 
+from asr.atomic import write_text
 from asr.corpora.common import (
     MARGIN_SECONDS,
     Utterance,
@@ -138,12 +139,6 @@ def book_segments(book: Book) -> list[str]:
     return [s for chapter in _chapters()[book] for s in split_segments(clean(chapter))]
 
 
-def _write_lines(path: Path, lines: list[str]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
-    tmp.replace(path)
-
-
 def _unseen(books: tuple[Book, ...], seen: set[str]) -> list[str]:
     """The segments of `books` whose text is not in `seen`, one per text: a sentence that
     a training book also has (a stock phrase) is not unseen text."""
@@ -211,7 +206,7 @@ def prepare_synth(
     train_books = [b for b in _chapters() if b not in DEV_BOOKS + TEST_BOOKS]
     train_text = [s for book in train_books for s in book_segments(book)]
     lm_lines = [normalize(s) for s in train_text]
-    _write_lines(out_dir / LM_TEXT, lm_lines)
+    write_text(out_dir / LM_TEXT, "".join(line + "\n" for line in lm_lines))
     seen = set(lm_lines)
 
     voices = split_voices(seed, n_voices)

@@ -29,7 +29,7 @@ train() {
     --subsampling stack --subsampling-factor "$subsampling_factor" --resume --num-workers 1
 }
 
-run_stage 0 data/.done prepare
+run_stage 0 - prepare  # a no-op when data/ holds a corpus made with the same options
 run_stage 1 exp/.train.done train
 run_stage 2 exp/.decode.done decode
 run_stage 3 exp/.score.done score
