@@ -210,6 +210,9 @@ def train(cfg: TrainConfig) -> dict:
                 writer.add_scalar("train/lr", scheduler.get_last_lr()[0], step)
                 if bar.disable:  # no progress bar on screen: report in the log instead
                     log.info("epoch %d step %d: loss %.3f", epoch + 1, step, recent)
+        if not epoch_losses:
+            raise ValueError(f"{cfg.train_manifest}: no training file could be read (see the "
+                             "warnings); fix the audio paths")
         losses += torch.stack(epoch_losses).tolist()
         train_loss = sum(losses[-len(epoch_losses):]) / len(epoch_losses)
 
