@@ -56,6 +56,26 @@ def load_model(path: str | Path, device: str | torch.device = "cpu"):
     return model.to(device).eval(), CharTokenizer.from_dict(state["tokenizer"])
 
 
+def average_checkpoints(paths: list[str | Path]) -> dict:
+    """A model checkpoint whose weights are the mean of those in `paths` (one training run)."""
+    if not paths:
+        raise ValueError("no checkpoints to average; pass e.g. exp/epoch-13.pt exp/epoch-14.pt")
+    states = [load_checkpoint(p) for p in paths]
+    for path, state in zip(paths[1:], states[1:]):
+        if state["config"] != states[0]["config"]:
+            raise ValueError(f"{path}: model config differs from {paths[0]}'s; "
+                             "average checkpoints of one training run only")
+    averaged = {}
+    for name, first in states[0]["model"].items():
+        if first.is_floating_point():
+            total = sum(state["model"][name].double() for state in states)
+            averaged[name] = (total / len(states)).to(first.dtype)
+        else:  # integer buffers (e.g. counters) are taken from the first checkpoint
+            averaged[name] = first
+    return {"config": states[0]["config"], "tokenizer": states[0]["tokenizer"],
+            "model": averaged, "averaged_from": [str(p) for p in paths]}
+
+
 def rng_state() -> dict:
     state = {"torch": torch.get_rng_state(), "python": list(random.getstate()[1])}
     if torch.cuda.is_available():

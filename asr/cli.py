@@ -164,6 +164,20 @@ def _run_prepare(args) -> int:
     return 0
 
 
+def _add_average(sub) -> None:
+    p = sub.add_parser("average", help="average the weights of several checkpoints of one run")
+    p.add_argument("checkpoints", nargs="+", help="e.g. exp/epoch-{13..15}.pt")
+    p.add_argument("--out", required=True, help="the averaged model, e.g. exp/avg.pt")
+
+
+def _run_average(args) -> int:
+    from asr.checkpoint import average_checkpoints, save_atomic
+
+    save_atomic(average_checkpoints(args.checkpoints), args.out)
+    print(f"averaged {len(args.checkpoints)} checkpoints into {args.out}", file=sys.stderr)
+    return 0
+
+
 def _add_results(sub) -> None:
     p = sub.add_parser("results", help="collect a recipe's scores into EXP_DIR/results.json")
     p.add_argument("exp_dir")
@@ -183,6 +197,7 @@ COMMANDS = {
     "decode": (_add_decode, _run_decode),
     "score": (_add_score, _run_score),
     "transcribe": (_add_transcribe, _run_transcribe),
+    "average": (_add_average, _run_average),
     "prepare": (_add_prepare, _run_prepare),
     "results": (_add_results, _run_results),
 }

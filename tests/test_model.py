@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from asr.checkpoint import load_model, model_state, save_atomic
+from asr.checkpoint import average_checkpoints, load_model, model_state, save_atomic
 from asr.model import CTCModel, ModelConfig, RecurrentStack, reverse_padded
 from asr.text import CharTokenizer
 
@@ -68,3 +68,23 @@ def test_reverse_padded_is_its_own_inverse():
     rev = reverse_padded(x, lengths)
     assert rev[1, :, 0].tolist() == [7.0, 6.0, 5.0, 8.0, 9.0]
     assert torch.equal(reverse_padded(rev, lengths), x)
+
+
+def test_average_checkpoints_means_the_weights(tmp_path):
+    tokenizer = CharTokenizer()
+    paths = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        model = CTCModel(ModelConfig.from_size("tiny", len(tokenizer)))
+        paths.append(tmp_path / f"epoch-{seed}.pt")
+        save_atomic(model_state(model, tokenizer), paths[-1])
+    save_atomic(average_checkpoints(paths), tmp_path / "avg.pt")
+    averaged, _ = load_model(tmp_path / "avg.pt")
+    a, b = (torch.load(p, weights_only=True)["model"] for p in paths)
+    name = "output.weight"
+    assert torch.allclose(averaged.state_dict()[name], (a[name] + b[name]) / 2)
+
+    other = CTCModel(ModelConfig.from_size("small", len(tokenizer)))
+    save_atomic(model_state(other, tokenizer), tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="other.pt: model config differs"):
+        average_checkpoints([paths[0], tmp_path / "other.pt"])
