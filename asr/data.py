@@ -127,6 +127,13 @@ def collate(items):
     }
 
 
+def report_failures(batch: dict) -> bool:
+    """Log the batch's unreadable files; True when it still holds utterances to use."""
+    for utt_id, error in batch["failed"]:
+        log.warning("skipping %s: %s", utt_id, error)
+    return bool(batch["ids"])
+
+
 class BucketBatchSampler(Sampler[list[int]]):
     """Batches of similar-length utterances whose padded audio stays under a seconds budget.
 

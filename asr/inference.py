@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import logging
-
 import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from asr.data import BucketBatchSampler, SpeechDataset, collate
+from asr.data import BucketBatchSampler, SpeechDataset, collate, report_failures
 from asr.decode import Decoder
 from asr.model import CTCModel
 from asr.text import CharTokenizer
-
-log = logging.getLogger(__name__)
 
 
 def pick_device(name: str) -> torch.device:
@@ -43,9 +39,7 @@ def decode_dataset(model: CTCModel, tokenizer: CharTokenizer, dataset: SpeechDat
                         num_workers=num_workers, pin_memory=device.type == "cuda")
     texts = {}
     for batch in tqdm(loader, desc="decode", leave=False, disable=None):
-        for utt_id, error in batch["failed"]:
-            log.warning("skipping %s: %s", utt_id, error)
-        if not batch["ids"]:
+        if not report_failures(batch):
             continue
         with torch.autocast(device.type, dtype=torch.float16, enabled=device.type == "cuda"):
             log_probs, frames = model(batch["waves"].to(device), batch["wave_lens"].to(device))

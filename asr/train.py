@@ -22,7 +22,13 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 from asr.checkpoint import load_checkpoint, model_state, rng_state, save_atomic, set_rng_state
-from asr.data import BucketBatchSampler, SpeechDataset, collate, read_manifest
+from asr.data import (
+    BucketBatchSampler,
+    SpeechDataset,
+    collate,
+    read_manifest,
+    report_failures,
+)
 from asr.decode import get_decoder
 from asr.inference import decode_dataset, pick_device
 from asr.model import CTCModel, ModelConfig
@@ -182,9 +188,7 @@ def train(cfg: TrainConfig) -> dict:
         started = time.time()
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False, disable=None)
         for batch in bar:
-            for utt_id, error in batch["failed"]:
-                log.warning("skipping %s: %s", utt_id, error)
-            if not batch["ids"]:
+            if not report_failures(batch):
                 continue
             waves = batch["waves"].to(device, non_blocking=True)
             tokens = batch["tokens"].to(device, non_blocking=True)
