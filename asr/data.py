@@ -137,13 +137,17 @@ def report_failures(batch: dict) -> bool:
 class BucketBatchSampler(Sampler[list[int]]):
     """Batches of similar-length utterances whose padded audio stays under a seconds budget.
 
-    Utterances are sorted by duration and cut greedily into batches where
-    `batch_size * longest_duration <= max_batch_seconds`. With `shuffle`, batch order
-    (and, slightly, bucket boundaries) changes each epoch, reproducibly from `seed`.
+    Utterances are sorted by duration and cut greedily into global batches where
+    `batch_size * longest_duration <= max_batch_seconds * num_replicas`. With `shuffle`,
+    batch order (and, slightly, bucket boundaries) changes each epoch, reproducibly from
+    `seed`. Under data parallelism every rank builds the same global batches and takes its
+    own share (`rank::num_replicas` of the batch sorted by duration), so `max_batch_seconds`
+    is the budget per process and a run on N processes sees the same global batches as
+    one process with N times the budget. `set_epoch(epoch, start_batch)` resumes mid-epoch.
     """
 
     def __init__(self, durations: list[float], max_batch_seconds: float, shuffle: bool = True,
-                 seed: int = 0):
+                 seed: int = 0, num_replicas: int = 1, rank: int = 0):
         if max(durations, default=0) > max_batch_seconds:
             raise ValueError(f"an utterance lasts {max(durations):.1f} s, longer than "
                              f"--max-batch-seconds {max_batch_seconds}; raise the budget")
@@ -151,21 +155,27 @@ class BucketBatchSampler(Sampler[list[int]]):
         self.max_batch_seconds = max_batch_seconds
         self.shuffle = shuffle
         self.seed = seed
+        self.num_replicas = num_replicas
+        self.rank = rank
         self.epoch = 0
+        self.start_batch = 0
 
-    def set_epoch(self, epoch: int) -> None:
-        """Select the epoch's batch order."""
+    def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
+        """Select the epoch's batch order; skip its first `start_batch` batches (resume)."""
         self.epoch = epoch
+        self.start_batch = start_batch
 
-    def _batches(self) -> list[list[int]]:
+    def global_batches(self) -> list[list[int]]:
+        """The epoch's batches over all ranks, from `start_batch` on."""
         rng = random.Random(self.seed * 100_003 + self.epoch)
         # jitter durations by up to 5% so equal-length utterances mix across epochs
         keys = [d * (1 + 0.05 * rng.random()) if self.shuffle else d for d in self.durations]
         order = sorted(range(len(keys)), key=keys.__getitem__)
+        budget = self.max_batch_seconds * self.num_replicas
         batches, batch, longest = [], [], 0.0
         for i in order:
             longest_if_added = max(longest, self.durations[i])
-            if batch and longest_if_added * (len(batch) + 1) > self.max_batch_seconds:
+            if batch and longest_if_added * (len(batch) + 1) > budget:
                 batches.append(batch)
                 batch, longest_if_added = [], self.durations[i]
             batch.append(i)
@@ -174,10 +184,15 @@ class BucketBatchSampler(Sampler[list[int]]):
             batches.append(batch)
         if self.shuffle:
             rng.shuffle(batches)
-        return batches
+        return batches[self.start_batch:]
+
+    def shard(self, batch: list[int]) -> list[int]:
+        """This rank's part of a global batch (may be empty when the batch is tiny)."""
+        return sorted(batch, key=self.durations.__getitem__)[self.rank::self.num_replicas]
 
     def __iter__(self) -> Iterator[list[int]]:
-        yield from self._batches()
+        for batch in self.global_batches():
+            yield self.shard(batch)
 
     def __len__(self) -> int:
-        return len(self._batches())
+        return len(self.global_batches())

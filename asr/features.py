@@ -25,15 +25,13 @@ class LogMelFbank(nn.Module):
             hop_length=self.hop_length,
             n_mels=n_mels,
             power=2.0,
+            pad_mode="constant",  # zeros past the ends: features do not depend on batch padding
         )
 
     def num_frames(self, num_samples: torch.Tensor) -> torch.Tensor:
         return num_samples // self.hop_length + 1  # centred frames
 
     def forward(self, waves: torch.Tensor, lengths: torch.Tensor):
-        too_short = self.mel.spectrogram.n_fft // 2 + 1 - waves.shape[1]
-        if too_short > 0:  # centred frames reflect-pad by n_fft // 2
-            waves = torch.nn.functional.pad(waves, (0, too_short))
         with torch.autocast(waves.device.type, enabled=False):
             mel = self.mel(waves.float())  # (B, n_mels, T)
         feats = torch.log(mel + 1e-6).transpose(1, 2)  # (B, T, n_mels)

@@ -42,7 +42,8 @@ def decode_dataset(model: CTCModel, tokenizer: CharTokenizer, dataset: SpeechDat
         if not report_failures(batch):
             continue
         with torch.autocast(device.type, dtype=torch.float16, enabled=device.type == "cuda"):
-            log_probs, frames = model(batch["waves"].to(device), batch["wave_lens"].to(device))
+            # lengths stay on the CPU: the fused RNN reads them there without a device sync
+            log_probs, frames = model(batch["waves"].to(device), batch["wave_lens"])
         for utt_id, ids in zip(batch["ids"], decoder(log_probs.float(), frames)):
             texts[utt_id] = tokenizer.decode(ids)
     model.train(was_training)

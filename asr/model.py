@@ -10,7 +10,8 @@ from dataclasses import asdict, dataclass, fields
 
 import torch
 import torch.nn.functional as F
-from torch import nn
+from torch import _VF, nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from asr.features import GlobalCMVN, LogMelFbank, SpecAugment
 
@@ -106,7 +107,7 @@ class StackSubsampling(nn.Module):
 def reverse_padded(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     """Reverse each sequence of x (B, T, D) within its length; padding stays in place."""
     t = torch.arange(x.shape[1], device=x.device)  # (T,)
-    lengths = lengths.to(x.device)[:, None]  # (B, 1)
+    lengths = lengths.to(x.device, non_blocking=True)[:, None]  # (B, 1)
     index = torch.where(t < lengths, lengths - 1 - t, t)  # (B, T)
     return x.gather(1, index.unsqueeze(-1).expand_as(x))
 
@@ -114,9 +115,13 @@ def reverse_padded(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
 class RecurrentStack(nn.Module):
     """Stacked (bi)directional LSTM/GRU layers over padded batches, exact for every length.
 
-    Each direction is its own single-layer RNN; the backward one reads each sequence
-    reversed within its length, so padding never reaches a valid frame. This avoids
-    packed sequences, whose CPU backward pass costs time quadratic in the length.
+    The weights are one standard multi-layer `nn.LSTM`/`nn.GRU`. Two ways to run it give
+    the same result:
+    - fused (default on GPU): packed sequences through one cuDNN call for all layers and
+      both directions;
+    - split (default on CPU): each layer and direction as its own single-layer call on the
+      padded batch, the backward one reading each sequence reversed within its length.
+      Packed sequences are avoided on CPU, where their backward pass is quadratic in length.
     """
 
     def __init__(self, rnn_type: str, input_size: int, hidden_size: int, num_layers: int,
@@ -125,26 +130,40 @@ class RecurrentStack(nn.Module):
         rnn_cls = {"lstm": nn.LSTM, "gru": nn.GRU}.get(rnn_type)
         if rnn_cls is None:
             raise ValueError(f"unknown rnn_type {rnn_type!r}; use 'lstm' or 'gru'")
-        directions = 2 if bidirectional else 1
-        self.layers = nn.ModuleList(
-            nn.ModuleList(
-                rnn_cls(input_size if i == 0 else hidden_size * directions, hidden_size,
-                        batch_first=True)
-                for _ in range(directions)
-            )
-            for i in range(num_layers)
-        )
-        self.dropout = nn.Dropout(dropout)
+        self.rnn = rnn_cls(input_size, hidden_size, num_layers, batch_first=True,
+                           bidirectional=bidirectional, dropout=dropout if num_layers > 1 else 0.0)
+        self.fused: bool | None = None  # None: fused on GPU, split on CPU
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """x (B, T, D), lengths (B,) -> (B, T, H * directions); padded frames are garbage."""
-        for i, directions in enumerate(self.layers):
-            if i > 0:
-                x = self.dropout(x)
-            outputs = [directions[0](x)[0]]  # (B, T, H)
-            if len(directions) == 2:
-                backward = directions[1](reverse_padded(x, lengths))[0]
-                outputs.append(reverse_padded(backward, lengths))  # (B, T, H)
+        """x (B, T, D), lengths (B,) -> (B, T, H * directions); padded frames are garbage.
+
+        Pass `lengths` on the CPU: packing reads them there, so no device sync is needed.
+        """
+        fused = x.is_cuda if self.fused is None else self.fused
+        return self._fused(x, lengths) if fused else self._split(x, lengths)
+
+    def _fused(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        out, _ = self.rnn(packed)
+        return pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])[0]
+
+    def _split(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        rnn = self.rnn
+        run = _VF.lstm if isinstance(rnn, nn.LSTM) else _VF.gru
+        h0 = x.new_zeros(1, x.shape[0], rnn.hidden_size)  # (1, B, H)
+        state = (h0, h0) if isinstance(rnn, nn.LSTM) else h0
+        for layer in range(rnn.num_layers):
+            if layer > 0:
+                x = F.dropout(x, rnn.dropout, self.training)
+            outputs = []
+            for suffix in ["", "_reverse"] if rnn.bidirectional else [""]:
+                weights = [getattr(rnn, f"{name}_l{layer}{suffix}")
+                           for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+                inputs = reverse_padded(x, lengths) if suffix else x
+                # single layer, one direction: (input, hx, weights, has_biases, num_layers,
+                # dropout, train, bidirectional, batch_first)
+                out = run(inputs, state, weights, True, 1, 0.0, self.training, False, True)[0]
+                outputs.append(reverse_padded(out, lengths) if suffix else out)  # (B, T, H)
             x = torch.cat(outputs, dim=-1)
         return x
 

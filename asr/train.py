@@ -1,13 +1,20 @@
 """The training loop: CTC loss, AdamW with warm-up and cosine decay, AMP on GPU,
-dev-WER model selection with early stopping, and resumable checkpoints.
+data parallelism under `torchrun`, dev-WER model selection with early stopping, and
+checkpoints that resume exactly, mid-epoch too.
 
 Under `exp_dir` it writes `log/train.log`, `tensorboard/`, `epoch-N.pt` (full training
-state after epoch N, the last `keep_epochs` of them; `--resume` continues from the newest)
-and `best.pt` (the model with the best dev WER).
+state after epoch N), `step-K.pt` (the same after global step K, every `save_every_steps`),
+the last `keep_checkpoints` of each, and `best.pt` (the model with the best dev WER).
+`--resume` continues from the newest step-K.pt, or else the newest epoch-N.pt.
+
+On GPU one step makes no host-device sync: lengths stay on the CPU (packing and the CTC
+loss read them there), the loss stays on the device until a log interval, and fused AdamW
+takes the grad scaler's inf check on the device.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import random
@@ -17,6 +24,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
@@ -30,8 +38,10 @@ from asr.data import (
     report_failures,
 )
 from asr.decode import get_decoder
-from asr.inference import decode_dataset, pick_device
+from asr.distributed import Distributed, init_distributed
+from asr.inference import decode_dataset
 from asr.model import CTCModel, ModelConfig
+from asr.preflight import fitting_budget, worst_case_batch
 from asr.score import score
 from asr.text import CharTokenizer, normalize
 
@@ -57,8 +67,12 @@ class TrainConfig:
     num_workers: int = 2
     cmvn_utterances: int = 500
     resume: bool = False
-    keep_epochs: int = 3  # epoch-N.pt checkpoints kept
+    save_every_steps: int = 0  # also write step-K.pt every this many steps (0: epoch ends only)
+    max_steps: int = 0  # stop after this global step, e.g. at a job's time limit (0: no limit);
+    #                     the LR schedule is unchanged, so --resume carries on exactly
+    keep_checkpoints: int = 3  # epoch-N.pt and step-K.pt files kept, of each kind
     log_interval: int = 50  # steps between loss reports (TensorBoard, progress bar, log)
+    preflight: bool = True  # on GPU, run the largest possible batch once before training
 
 
 def warmup_cosine(warmup: int, total: int):
@@ -91,12 +105,22 @@ def estimate_cmvn(model: CTCModel, dataset: SpeechDataset, max_utterances: int, 
     model.cmvn.set_stats(total, total_sq, count)
 
 
-def _epoch_number(path: Path) -> int:
+def _checkpoint_number(path: Path) -> int:
     return int(path.stem.split("-")[1])
 
 
-def latest_epoch_checkpoint(exp_dir: Path) -> Path | None:
-    return max(exp_dir.glob("epoch-*.pt"), key=_epoch_number, default=None)
+def _checkpoints(exp_dir: Path, kind: str) -> list[Path]:
+    """exp_dir's `kind`-N.pt files ("epoch" or "step"), oldest first."""
+    return sorted(exp_dir.glob(f"{kind}-*.pt"), key=_checkpoint_number)
+
+
+def latest_checkpoint(exp_dir: Path) -> Path | None:
+    """The newest training state: step-K.pt files are removed at each epoch end, so any
+    that exist are newer than every epoch-N.pt."""
+    for kind in ("step", "epoch"):
+        if found := _checkpoints(exp_dir, kind):
+            return found[-1]
+    return None
 
 
 def setup_logging(exp_dir: Path) -> None:
@@ -112,17 +136,99 @@ def setup_logging(exp_dir: Path) -> None:
     package_log.setLevel(logging.INFO)
 
 
+def make_optimizer(model: torch.nn.Module, lr: float, weight_decay: float,
+                   device: torch.device) -> torch.optim.AdamW:
+    """AdamW; fused on GPU, where it also takes the grad scaler's inf check without a sync."""
+    return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay,
+                             fused=device.type == "cuda")
+
+
+def forward_backward(model: torch.nn.Module, batch: dict, device: torch.device,
+                     scaler: torch.amp.GradScaler, batch_size: int, world_size: int = 1,
+                     weight: float = 1.0, blank: int = 0) -> torch.Tensor:
+    """CTC loss of one batch (this rank's share of a global batch) and its backward pass.
+
+    The loss is summed over utterances and divided by the global `batch_size`; DDP averages
+    gradients over ranks, so the backward pass scales by `world_size` to give exactly the
+    gradient of one process on the whole batch. Returns this share's loss (device scalar).
+    """
+    waves = batch["waves"].to(device, non_blocking=True)  # (B, S)
+    tokens = batch["tokens"].to(device, non_blocking=True)  # (B, L)
+    with torch.autocast(device.type, dtype=torch.float16, enabled=scaler.is_enabled()):
+        log_probs, frames = model(waves, batch["wave_lens"])  # (B, T, V); frames on the CPU
+    loss = F.ctc_loss(log_probs.transpose(0, 1), tokens, frames, batch["token_lens"],
+                      blank=blank, reduction="sum", zero_infinity=True) * (weight / batch_size)
+    scaler.scale(loss * world_size).backward()
+    return loss.detach()
+
+
+def optimizer_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                   scaler: torch.amp.GradScaler, clip_norm: float) -> None:
+    """Unscale, clip, step and clear the gradients; no host sync with fused AdamW."""
+    scaler.unscale_(optimizer)
+    torch.nn.utils.clip_grad_norm_(model.parameters(), clip_norm)
+    scaler.step(optimizer)
+    scaler.update()
+    optimizer.zero_grad(set_to_none=True)
+
+
+def run_preflight(model: torch.nn.Module, train_set: SpeechDataset, cfg: TrainConfig,
+                  device: torch.device, scaler: torch.amp.GradScaler, dist: Distributed) -> None:
+    """Run the worst batch `cfg.max_batch_seconds` allows; stop with a budget that fits if
+    it runs out of memory. Optimizer state (2 copies of the weights) comes on top."""
+    config = model.module.config if isinstance(model, DDP) else model.config
+    longest = max(train_set.durations)
+    max_tokens = max(len(t) for t in train_set.tokens)
+
+    def run_batch(seconds: float) -> None:
+        batch = worst_case_batch(seconds, longest, max_tokens, config.sample_rate,
+                                 config.vocab_size)
+        try:
+            with model.no_sync() if isinstance(model, DDP) else contextlib.nullcontext():
+                forward_backward(model, batch, device, scaler, len(batch["ids"]))
+        finally:
+            model.zero_grad(set_to_none=True)
+            del batch
+            torch.cuda.empty_cache()
+
+    torch.cuda.reset_peak_memory_stats(device)
+    fits = [fitting_budget(run_batch, cfg.max_batch_seconds, longest)]
+    fits = [f for f in dist.gather(fits[0]) if f is not None]
+    if fits:
+        raise ValueError(f"--max-batch-seconds {cfg.max_batch_seconds:g} runs out of GPU memory "
+                         f"on the largest batch it allows ({longest:.1f} s utterances); "
+                         f"--max-batch-seconds {int(min(fits))} fits")
+    total = torch.cuda.get_device_properties(device).total_memory
+    log.info("pre-flight: the largest batch (%.0f s padded) peaks at %.1f of %.1f GiB",
+             cfg.max_batch_seconds, torch.cuda.max_memory_allocated(device) / 2**30, total / 2**30)
+
+
 def train(cfg: TrainConfig) -> dict:
-    """Train a model; returns {"best_wer", "epochs", "losses"} (per-step training losses)."""
+    """Train a model; returns {"best_wer", "epochs", "steps", "losses"} (per-step losses).
+
+    Under torchrun each process takes its share of every global batch; the result equals
+    one process with `max_batch_seconds` times the number of processes, up to float error.
+    """
+    dist = init_distributed(cfg.device)
+    try:
+        return _train(cfg, dist)
+    finally:
+        dist.close()
+
+
+def _train(cfg: TrainConfig, dist: Distributed) -> dict:
     exp_dir = Path(cfg.exp_dir)
-    setup_logging(exp_dir)
-    device = pick_device(cfg.device)
+    if dist.is_main:
+        setup_logging(exp_dir)
+    else:  # one voice: rank 0 logs, writes checkpoints and TensorBoard
+        logging.getLogger("asr").setLevel(logging.WARNING)
+    device = dist.device
     use_amp = device.type == "cuda"
     best_path = exp_dir / "best.pt"
-    last_path = latest_epoch_checkpoint(exp_dir) if cfg.resume else None
+    last_path = latest_checkpoint(exp_dir) if cfg.resume else None
     resume_state = load_checkpoint(last_path) if last_path else None
     if cfg.resume and resume_state is None:
-        log.info("--resume: no epoch-N.pt in %s yet, starting from scratch", exp_dir)
+        log.info("--resume: no checkpoint in %s yet, starting from scratch", exp_dir)
 
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
@@ -141,24 +247,23 @@ def train(cfg: TrainConfig) -> dict:
                             model_config.sample_rate, cfg.dev_manifest)
     if len(train_set) == 0:
         raise ValueError(f"{cfg.train_manifest}: no usable training utterances")
-    log.info("train: %d utterances, %.2f h; dev: %d utterances", len(train_set),
-             sum(train_set.durations) / 3600, len(dev_set))
+    log.info("train: %d utterances, %.2f h; dev: %d utterances; %d process(es)", len(train_set),
+             sum(train_set.durations) / 3600, len(dev_set), dist.world_size)
 
-    sampler = BucketBatchSampler(train_set.durations, cfg.max_batch_seconds, seed=cfg.seed)
+    sampler = BucketBatchSampler(train_set.durations, cfg.max_batch_seconds, seed=cfg.seed,
+                                 num_replicas=dist.world_size, rank=dist.rank)
     loader = DataLoader(train_set, batch_sampler=sampler, collate_fn=collate,
                         num_workers=cfg.num_workers, pin_memory=use_amp,
                         persistent_workers=cfg.num_workers > 0,
                         generator=torch.Generator().manual_seed(cfg.seed))  # not the global RNG
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
-                                  fused=device.type == "cuda")
+    optimizer = make_optimizer(model, cfg.lr, cfg.weight_decay, device)
     total_steps = cfg.epochs * len(sampler)
     warmup = min(cfg.warmup_steps, total_steps // 5)  # short runs still reach the peak LR
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(warmup, total_steps))
     log.info("%d steps per epoch, %d in all, %d of warm-up", len(sampler), total_steps, warmup)
     scaler = torch.amp.GradScaler(device.type, enabled=use_amp)
-    decoder = get_decoder("greedy")
 
-    start_epoch, step, best_wer, bad_epochs = 0, 0, float("inf"), 0
+    start_epoch, start_batch, step, best_wer, bad_epochs = 0, 0, 0, float("inf"), 0
     if resume_state:
         model.load_state_dict(resume_state["model"])
         model.to(device)
@@ -166,85 +271,123 @@ def train(cfg: TrainConfig) -> dict:
         scheduler.load_state_dict(resume_state["scheduler"])
         if resume_state["scaler"]:  # empty when the run so far had no AMP (CPU)
             scaler.load_state_dict(resume_state["scaler"])
-        start_epoch, step = resume_state["epoch"] + 1, resume_state["step"]
+        start_epoch, start_batch = resume_state["epoch"], resume_state["batch"]
+        step = resume_state["step"]
         best_wer, bad_epochs = resume_state["best_wer"], resume_state["bad_epochs"]
-        set_rng_state(resume_state["rng"])
-        log.info("resumed from %s at epoch %d, step %d", last_path, start_epoch, step)
+        rng = resume_state["rng"]
+        if len(rng) == dist.world_size:
+            set_rng_state(rng[dist.rank])
+        else:
+            log.warning("%s was written by %d process(es), this run has %d: random state "
+                        "(SpecAugment, dropout) is not restored exactly", last_path, len(rng),
+                        dist.world_size)
+        log.info("resumed from %s at epoch %d, batch %d, step %d", last_path, start_epoch + 1,
+                 start_batch, step)
     else:
-        estimate_cmvn(model, train_set, cfg.cmvn_utterances, cfg.seed)
+        if dist.is_main:  # DDP copies rank 0's CMVN statistics to the other ranks
+            estimate_cmvn(model, train_set, cfg.cmvn_utterances, cfg.seed)
         model.to(device)
     log.info("model: %s, %.1fM parameters", model_config,
              sum(p.numel() for p in model.parameters()) / 1e6)
+    trained = DDP(model, device_ids=[device] if device.type == "cuda" else None) \
+        if dist.enabled else model
+    if cfg.preflight and device.type == "cuda":
+        run_preflight(trained, train_set, cfg, device, scaler, dist)
 
-    writer = SummaryWriter(exp_dir / "tensorboard")
+    def save_state(path: Path, epoch: int, batch: int, kind: str) -> None:
+        """Full training state, written by rank 0; every rank's RNG state goes in."""
+        rng = dist.gather(rng_state())
+        if dist.is_main:
+            save_atomic({
+                **model_state(model, tokenizer),
+                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                "scaler": scaler.state_dict(), "epoch": epoch, "batch": batch, "step": step,
+                "best_wer": best_wer, "bad_epochs": bad_epochs, "rng": rng,
+                "train_config": asdict(cfg),
+            }, path)
+            for old in _checkpoints(exp_dir, kind)[:-cfg.keep_checkpoints]:
+                old.unlink()
+
+    writer = SummaryWriter(exp_dir / "tensorboard") if dist.is_main else None
+    decoder = get_decoder("greedy")
     losses: list[float] = []
     epochs_done = start_epoch
     for epoch in range(start_epoch, cfg.epochs):
         if bad_epochs >= cfg.patience:
             break
-        model.train()
-        sampler.set_epoch(epoch)
-        epoch_losses = []  # device scalars; synced once per log interval, not per step
+        trained.train()
+        sampler.set_epoch(epoch, start_batch)
+        global_sizes = [len(b) for b in sampler.global_batches()]
+        epoch_losses = []  # device scalars; summed over ranks once per log interval
         started = time.time()
-        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False, disable=None)
-        for batch in bar:
+        stopped_mid_epoch = False
+        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False,
+                   disable=None if dist.is_main else True)
+        for i, batch in enumerate(bar):
+            weight = 1.0
             if not report_failures(batch):
-                continue
-            waves = batch["waves"].to(device, non_blocking=True)
-            tokens = batch["tokens"].to(device, non_blocking=True)
-            with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
-                log_probs, frames = model(waves, batch["wave_lens"].to(device))  # (B, T, V)
-            loss = F.ctc_loss(log_probs.transpose(0, 1), tokens, frames,
-                              batch["token_lens"].to(device),
-                              blank=tokenizer.blank_id, reduction="sum",
-                              zero_infinity=True) / len(waves)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.unscale_(optimizer)
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_norm)
-            scaler.step(optimizer)
-            scaler.update()
+                if not dist.enabled:
+                    continue
+                # the other ranks wait for this one's gradients: take part with zero weight
+                batch, weight = worst_case_batch(1.0, 1.0, 1, model_config.sample_rate, 2), 0.0
+            epoch_losses.append(forward_backward(
+                trained, batch, device, scaler, global_sizes[i], dist.world_size, weight,
+                tokenizer.blank_id))
+            optimizer_step(trained, optimizer, scaler, cfg.clip_norm)
             scheduler.step()
             step += 1
-            epoch_losses.append(loss.detach())
             if step % cfg.log_interval == 0:
-                recent = torch.stack(epoch_losses[-cfg.log_interval:]).mean().item()
-                bar.set_postfix(loss=f"{recent:.3f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
-                writer.add_scalar("train/loss", recent, step)
-                writer.add_scalar("train/lr", scheduler.get_last_lr()[0], step)
-                if bar.disable:  # no progress bar on screen: report in the log instead
-                    log.info("epoch %d step %d: loss %.3f", epoch + 1, step, recent)
+                recent = dist.sum(torch.stack(epoch_losses[-cfg.log_interval:])).mean().item()
+                lr = scheduler.get_last_lr()[0]
+                if writer:
+                    bar.set_postfix(loss=f"{recent:.3f}", lr=f"{lr:.2e}")
+                    writer.add_scalar("train/loss", recent, step)
+                    writer.add_scalar("train/lr", lr, step)
+                    if bar.disable:  # no progress bar on screen: report in the log instead
+                        log.info("epoch %d step %d: loss %.3f", epoch + 1, step, recent)
+            if i + 1 == len(global_sizes):
+                continue  # the epoch's end writes epoch-N.pt
+            if step == cfg.max_steps:
+                save_state(exp_dir / f"step-{step}.pt", epoch, start_batch + i + 1, "step")
+                log.info("stopped after step %d (--max-steps); --resume carries on", step)
+                stopped_mid_epoch = True
+                break
+            if cfg.save_every_steps and step % cfg.save_every_steps == 0:
+                save_state(exp_dir / f"step-{step}.pt", epoch, start_batch + i + 1, "step")
+        if stopped_mid_epoch:
+            break
+        start_batch = 0
         if not epoch_losses:
             raise ValueError(f"{cfg.train_manifest}: no training file could be read (see the "
                              "warnings); fix the audio paths")
-        losses += torch.stack(epoch_losses).tolist()
-        train_loss = sum(losses[-len(epoch_losses):]) / len(epoch_losses)
+        epoch_losses = dist.sum(torch.stack(epoch_losses)).tolist()
+        losses += epoch_losses
+        train_loss = sum(epoch_losses) / len(epoch_losses)
 
-        hyps = decode_dataset(model, tokenizer, dev_set, decoder, cfg.max_batch_seconds)
-        refs = {e["id"]: e["text"] for e in dev_set.entries}
-        dev = score(refs, hyps, normalize)
-        writer.add_scalar("dev/wer", dev.wer, step)
-        writer.add_scalar("dev/cer", dev.cer, step)
-        improved = dev.wer < best_wer
-        best_wer, bad_epochs = (dev.wer, 0) if improved else (best_wer, bad_epochs + 1)
-        log.info("epoch %d: train loss %.3f, dev WER %.2f%% CER %.2f%%%s (%.0f s)", epoch + 1,
-                 train_loss, 100 * dev.wer, 100 * dev.cer, " (best)" if improved else "",
-                 time.time() - started)
-        if improved:
-            save_atomic({**model_state(model, tokenizer), "dev_wer": dev.wer,
-                         "epoch": epoch}, best_path)
-        save_atomic({
-            **model_state(model, tokenizer),
-            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-            "scaler": scaler.state_dict(), "epoch": epoch, "step": step,
-            "best_wer": best_wer, "bad_epochs": bad_epochs, "rng": rng_state(),
-            "train_config": asdict(cfg),
-        }, exp_dir / f"epoch-{epoch + 1}.pt")
-        for old in sorted(exp_dir.glob("epoch-*.pt"), key=_epoch_number)[:-cfg.keep_epochs]:
-            old.unlink()
+        if dist.is_main:
+            hyps = decode_dataset(model, tokenizer, dev_set, decoder, cfg.max_batch_seconds)
+            dev = score({e["id"]: e["text"] for e in dev_set.entries}, hyps, normalize)
+            writer.add_scalar("dev/wer", dev.wer, step)
+            writer.add_scalar("dev/cer", dev.cer, step)
+            improved = dev.wer < best_wer
+            best_wer, bad_epochs = (dev.wer, 0) if improved else (best_wer, bad_epochs + 1)
+            log.info("epoch %d: train loss %.3f, dev WER %.2f%% CER %.2f%%%s (%.0f s)",
+                     epoch + 1, train_loss, 100 * dev.wer, 100 * dev.cer,
+                     " (best)" if improved else "", time.time() - started)
+            if improved:
+                save_atomic({**model_state(model, tokenizer), "dev_wer": dev.wer,
+                             "epoch": epoch}, best_path)
+        best_wer, bad_epochs = dist.broadcast((best_wer, bad_epochs))
+        save_state(exp_dir / f"epoch-{epoch + 1}.pt", epoch + 1, 0, "epoch")
+        if dist.is_main:
+            for old in _checkpoints(exp_dir, "step"):  # superseded by epoch-N.pt
+                old.unlink()
         epochs_done = epoch + 1
+        if step == cfg.max_steps:
+            break
     if bad_epochs >= cfg.patience:
         log.info("early stop: dev WER has not improved for %d epochs", cfg.patience)
-    writer.close()
+    if writer:
+        writer.close()
     log.info("best dev WER %.2f%%; model at %s", 100 * best_wer, best_path)
-    return {"best_wer": best_wer, "epochs": epochs_done, "losses": losses}
+    return {"best_wer": best_wer, "epochs": epochs_done, "steps": step, "losses": losses}

@@ -24,7 +24,7 @@ def transcribe_files(model: CTCModel, tokenizer: CharTokenizer, paths: list[str]
             yield path, None, str(err)
             continue
         waves = wave.unsqueeze(0).to(device)  # (1, S)
-        lengths = torch.tensor([wave.shape[0]], device=device)
+        lengths = torch.tensor([wave.shape[0]])  # on the CPU, like the fused RNN wants
         try:
             with torch.autocast(device.type, dtype=torch.float16, enabled=device.type == "cuda"):
                 log_probs, frames = model(waves, lengths)  # (1, T, V)

@@ -23,9 +23,9 @@ def test_output_lengths_match_outputs(subsampling, factor):
 def test_config_variants(rnn_type, bidirectional):
     model = CTCModel(ModelConfig(vocab_size=29, num_layers=2, hidden_size=32, rnn_type=rnn_type,
                                  bidirectional=bidirectional))
-    directions = model.rnn.layers[0]
-    assert isinstance(directions[0], torch.nn.GRU if rnn_type == "gru" else torch.nn.LSTM)
-    assert len(directions) == (2 if bidirectional else 1)
+    rnn = model.rnn.rnn
+    assert isinstance(rnn, torch.nn.GRU if rnn_type == "gru" else torch.nn.LSTM)
+    assert rnn.bidirectional == bidirectional
     log_probs, _ = model(torch.randn(2, 8000), torch.tensor([8000, 6000]))
     assert log_probs.shape[-1] == 29
 
@@ -51,15 +51,47 @@ def test_checkpoint_round_trip_rebuilds_model(tmp_path):
 
 
 @pytest.mark.parametrize("rnn_type", ["lstm", "gru"])
-def test_recurrent_stack_ignores_padding(rnn_type):
+@pytest.mark.parametrize("fused", [False, True])
+def test_recurrent_stack_ignores_padding(rnn_type, fused):
     torch.manual_seed(0)
     stack = RecurrentStack(rnn_type, 8, 16, num_layers=2, bidirectional=True, dropout=0.0)
+    stack.fused = fused
     x = torch.randn(3, 20, 8)
     lengths = torch.tensor([20, 13, 5])
     batched = stack(x, lengths)  # (3, 20, 32)
     for b, n in enumerate(lengths.tolist()):
         alone = stack(x[b : b + 1, :n], lengths[b : b + 1])  # (1, n, 32)
         assert torch.allclose(batched[b, :n], alone[0], atol=1e-6)
+
+
+@pytest.mark.parametrize("rnn_type, bidirectional", [("lstm", True), ("gru", True), ("lstm", False)])
+def test_fused_and_split_paths_agree_with_gradients(rnn_type, bidirectional):
+    """The packed one-call path (GPU default) and the per-direction path (CPU default)."""
+    torch.manual_seed(0)
+    stack = RecurrentStack(rnn_type, 8, 16, num_layers=3, bidirectional=bidirectional, dropout=0.0)
+    x = torch.randn(4, 25, 8, requires_grad=True)
+    lengths = torch.tensor([25, 3, 17, 9])
+    valid = (torch.arange(25) < lengths[:, None]).unsqueeze(-1)  # (B, T, 1)
+    results = []
+    for fused in (True, False):
+        stack.fused = fused
+        out = stack(x, lengths) * valid  # padded frames masked out
+        (grad_x,) = torch.autograd.grad(out.square().sum(), x)
+        results.append((out, grad_x))
+    (fused_out, fused_grad), (split_out, split_grad) = results
+    assert torch.allclose(fused_out, split_out, atol=1e-5)
+    assert torch.allclose(fused_grad, split_grad, atol=1e-5)
+
+
+def test_model_output_does_not_depend_on_batch_padding():
+    """Zero-padded features: an utterance decodes the same alone or beside a longer one."""
+    torch.manual_seed(0)
+    model = CTCModel(ModelConfig.from_size("tiny", 29)).eval()
+    waves = torch.randn(2, 16000)
+    lengths = torch.tensor([16000, 9000])
+    batched, frames = model(waves, lengths)
+    alone, _ = model(waves[1:, :9000], lengths[1:])
+    assert torch.allclose(batched[1, : frames[1]], alone[0], atol=1e-5)
 
 
 def test_reverse_padded_is_its_own_inverse():

@@ -35,6 +35,33 @@ def test_resumed_run_matches_uninterrupted_run(noise_corpus, tmp_path):
     assert resumed["epochs"] == full["epochs"] == 2
 
 
+def test_run_stopped_mid_epoch_resumes_exactly(noise_corpus, tmp_path):
+    """Sampler position, RNG (SpecAugment, dropout), optimizer and scheduler all restored."""
+    train_m, dev_m = noise_corpus("train", 16), noise_corpus("dev", 2, seed=1)
+    full = train(_config(train_m, dev_m, tmp_path / "full", epochs=2))
+
+    stopped_cfg = _config(train_m, dev_m, tmp_path / "split", epochs=2)
+    stopped_cfg.max_steps = 2
+    stopped = train(stopped_cfg)
+    assert stopped["steps"] == 2 and stopped["epochs"] == 0
+    assert sorted(p.name for p in (tmp_path / "split").glob("*.pt")) == ["step-2.pt"]
+    state = load_checkpoint(tmp_path / "split" / "step-2.pt")
+    assert state["epoch"] == 0 and state["batch"] == 2 < len(full["losses"]) // 2
+
+    resumed_cfg = _config(train_m, dev_m, tmp_path / "split", epochs=2)
+    resumed_cfg.resume = True
+    resumed = train(resumed_cfg)
+    assert resumed["steps"] == full["steps"]
+    # the resumed run reports the rest of epoch 1, then epoch 2
+    assert torch.allclose(torch.tensor(resumed["losses"]), torch.tensor(full["losses"][2:]),
+                          rtol=1e-5)
+    final_full = load_checkpoint(tmp_path / "full" / "epoch-2.pt")["model"]
+    final_resumed = load_checkpoint(tmp_path / "split" / "epoch-2.pt")["model"]
+    for name, weight in final_full.items():
+        assert torch.allclose(weight, final_resumed[name], atol=1e-6), name
+    assert not list((tmp_path / "split").glob("step-*.pt"))  # superseded by epoch-N.pt
+
+
 def test_checkpoints_logs_and_unreadable_files(noise_corpus, tmp_path, caplog):
     train_m, dev_m = noise_corpus("train", 8), noise_corpus("dev", 3, seed=1)
     (tmp_path / "train" / "train-3.wav").write_bytes(b"broken")
