@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from dataclasses import fields
 
@@ -12,22 +13,35 @@ from asr.model import SIZES, ModelConfig
 
 
 def _add_train(sub) -> None:
-    p = sub.add_parser("train", help="train a BiLSTM-CTC model on JSONL manifests")
+    from asr.train import TrainConfig
+
+    default = {f.name: f.default for f in fields(TrainConfig)}
+    p = sub.add_parser("train", help="train a BiLSTM-CTC model on JSONL manifests",
+                       description="Train on one device, or on many with "
+                                   "`torchrun --nproc_per_node N -m asr.cli train ...`.")
     p.add_argument("--train", required=True, help="training manifest (JSONL)")
     p.add_argument("--dev", required=True, help="dev manifest, for model selection")
     p.add_argument("--exp-dir", required=True, help="where checkpoints and logs go")
-    p.add_argument("--size", default="small", choices=list(SIZES), help="named model size")
-    p.add_argument("--epochs", type=int, default=30)
-    p.add_argument("--max-batch-seconds", type=float, default=300.0,
-                   help="padded audio seconds per batch")
-    p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate")
-    p.add_argument("--warmup-steps", type=int, default=300)
-    p.add_argument("--patience", type=int, default=5,
+    p.add_argument("--size", default=default["size"], choices=list(SIZES), help="named model size")
+    p.add_argument("--epochs", type=int, default=default["epochs"])
+    p.add_argument("--max-batch-seconds", type=float, default=default["max_batch_seconds"],
+                   help="padded audio seconds per batch and process")
+    p.add_argument("--lr", type=float, default=default["lr"], help="peak learning rate")
+    p.add_argument("--warmup-steps", type=int, default=default["warmup_steps"])
+    p.add_argument("--patience", type=int, default=default["patience"],
                    help="stop after this many epochs without dev WER improvement")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
-    p.add_argument("--num-workers", type=int, default=2, help="data loader processes")
-    p.add_argument("--resume", action="store_true", help="continue from the newest EXP_DIR/epoch-N.pt")
+    p.add_argument("--seed", type=int, default=default["seed"])
+    p.add_argument("--device", default=default["device"], help="auto, cpu, cuda, cuda:1 ...")
+    p.add_argument("--num-workers", type=int, default=default["num_workers"],
+                   help="data loader processes")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from the newest EXP_DIR/step-K.pt or epoch-N.pt")
+    p.add_argument("--save-every-steps", type=int, default=default["save_every_steps"],
+                   help="also write step-K.pt every this many steps (0: at epoch ends only)")
+    p.add_argument("--max-steps", type=int, default=default["max_steps"],
+                   help="stop after this step, e.g. before a job's time limit; --resume goes on")
+    p.add_argument("--no-preflight", dest="preflight", action="store_false",
+                   help="skip running the largest batch once before training (GPU)")
     model = p.add_argument_group("model (overrides of the named size)")
     for f in fields(ModelConfig):
         if f.name not in ("vocab_size", "sample_rate"):
@@ -44,13 +58,12 @@ def _run_train(args) -> int:
     overrides = {f.name: getattr(args, f.name) for f in fields(ModelConfig)
                  if getattr(args, f.name, None) is not None}
     overrides.update({k: v == "true" for k, v in overrides.items() if v in ("true", "false")})
-    cfg = TrainConfig(
-        train_manifest=args.train, dev_manifest=args.dev, exp_dir=args.exp_dir, size=args.size,
-        model_overrides=overrides, epochs=args.epochs, max_batch_seconds=args.max_batch_seconds,
-        lr=args.lr, warmup_steps=args.warmup_steps, patience=args.patience, seed=args.seed,
-        device=args.device, num_workers=args.num_workers, resume=args.resume)
+    options = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}
+    cfg = TrainConfig(**{**options, "train_manifest": args.train, "dev_manifest": args.dev,
+                         "model_overrides": overrides})
     result = train(cfg)
-    print(f"best dev WER {100 * result['best_wer']:.2f}% after {result['epochs']} epochs")
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"best dev WER {100 * result['best_wer']:.2f}% after {result['epochs']} epochs")
     return 0
 
 
