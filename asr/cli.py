@@ -179,15 +179,23 @@ def _run_prepare(args) -> int:
 
 def _add_average(sub) -> None:
     p = sub.add_parser("average", help="average the weights of several checkpoints of one run")
-    p.add_argument("checkpoints", nargs="+", help="e.g. exp/epoch-{13..15}.pt")
+    p.add_argument("checkpoints", nargs="+",
+                   help="checkpoints (e.g. exp/epoch-{13..15}.pt), or an EXP_DIR: its last epochs")
+    p.add_argument("--last", type=int, default=3, help="epoch-N.pt files taken from an EXP_DIR")
     p.add_argument("--out", required=True, help="the averaged model, e.g. exp/avg.pt")
 
 
 def _run_average(args) -> int:
-    from asr.checkpoint import average_checkpoints, save_atomic
+    from pathlib import Path
 
-    save_atomic(average_checkpoints(args.checkpoints), args.out)
-    print(f"averaged {len(args.checkpoints)} checkpoints into {args.out}", file=sys.stderr)
+    from asr.checkpoint import average_checkpoints, save_atomic
+    from asr.train import checkpoint_files
+
+    paths = []
+    for path in map(Path, args.checkpoints):
+        paths += checkpoint_files(path, "epoch")[-args.last:] if path.is_dir() else [path]
+    save_atomic(average_checkpoints(paths), args.out)
+    print(f"averaged {', '.join(p.name for p in paths)} into {args.out}", file=sys.stderr)
     return 0
 
 

@@ -141,7 +141,7 @@ class BucketBatchSampler(Sampler[list[int]]):
     `batch_size * longest_duration <= max_batch_seconds * num_replicas`. With `shuffle`,
     batch order (and, slightly, bucket boundaries) changes each epoch, reproducibly from
     `seed`. Under data parallelism every rank builds the same global batches and takes its
-    own share (`rank::num_replicas` of the batch sorted by duration), so `max_batch_seconds`
+    own share (`rank::num_replicas` of the batch, longest first), so `max_batch_seconds`
     is the budget per process and a run on N processes sees the same global batches as
     one process with N times the budget. `set_epoch(epoch, start_batch)` resumes mid-epoch.
     """
@@ -187,8 +187,10 @@ class BucketBatchSampler(Sampler[list[int]]):
         return batches[self.start_batch:]
 
     def shard(self, batch: list[int]) -> list[int]:
-        """This rank's part of a global batch (may be empty when the batch is tiny)."""
-        return sorted(batch, key=self.durations.__getitem__)[self.rank::self.num_replicas]
+        """This rank's part of a global batch, longest first (packing then needs no sort);
+        empty when the batch has fewer utterances than there are ranks."""
+        longest_first = sorted(batch, key=self.durations.__getitem__, reverse=True)
+        return longest_first[self.rank::self.num_replicas]
 
     def __iter__(self) -> Iterator[list[int]]:
         for batch in self.global_batches():

@@ -143,7 +143,10 @@ class RecurrentStack(nn.Module):
         return self._fused(x, lengths) if fused else self._split(x, lengths)
 
     def _fused(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        lengths = lengths.cpu()
+        # batches from the bucketed sampler come longest first: no reordering on the device
+        longest_first = bool((lengths[:-1] >= lengths[1:]).all())
+        packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=longest_first)
         out, _ = self.rnn(packed)
         return pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])[0]
 

@@ -109,7 +109,7 @@ def _checkpoint_number(path: Path) -> int:
     return int(path.stem.split("-")[1])
 
 
-def _checkpoints(exp_dir: Path, kind: str) -> list[Path]:
+def checkpoint_files(exp_dir: Path, kind: str) -> list[Path]:
     """exp_dir's `kind`-N.pt files ("epoch" or "step"), oldest first."""
     return sorted(exp_dir.glob(f"{kind}-*.pt"), key=_checkpoint_number)
 
@@ -118,7 +118,7 @@ def latest_checkpoint(exp_dir: Path) -> Path | None:
     """The newest training state: step-K.pt files are removed at each epoch end, so any
     that exist are newer than every epoch-N.pt."""
     for kind in ("step", "epoch"):
-        if found := _checkpoints(exp_dir, kind):
+        if found := checkpoint_files(exp_dir, kind):
             return found[-1]
     return None
 
@@ -305,7 +305,7 @@ def _train(cfg: TrainConfig, dist: Distributed) -> dict:
                 "best_wer": best_wer, "bad_epochs": bad_epochs, "rng": rng,
                 "train_config": asdict(cfg),
             }, path)
-            for old in _checkpoints(exp_dir, kind)[:-cfg.keep_checkpoints]:
+            for old in checkpoint_files(exp_dir, kind)[:-cfg.keep_checkpoints]:
                 old.unlink()
 
     writer = SummaryWriter(exp_dir / "tensorboard") if dist.is_main else None
@@ -380,7 +380,7 @@ def _train(cfg: TrainConfig, dist: Distributed) -> dict:
         best_wer, bad_epochs = dist.broadcast((best_wer, bad_epochs))
         save_state(exp_dir / f"epoch-{epoch + 1}.pt", epoch + 1, 0, "epoch")
         if dist.is_main:
-            for old in _checkpoints(exp_dir, "step"):  # superseded by epoch-N.pt
+            for old in checkpoint_files(exp_dir, "step"):  # superseded by epoch-N.pt
                 old.unlink()
         epochs_done = epoch + 1
         if step == cfg.max_steps:

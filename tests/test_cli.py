@@ -2,6 +2,12 @@ import json
 import subprocess
 import sys
 
+import torch
+
+from asr.checkpoint import model_state, save_atomic
+from asr.model import CTCModel, ModelConfig
+from asr.text import CharTokenizer
+
 
 def _asr(*args):
     return subprocess.run([sys.executable, "-m", "asr.cli", *args], capture_output=True,
@@ -32,3 +38,19 @@ def test_user_errors_are_one_line_without_traceback(tmp_path):
     assert proc.returncode == 2
     assert "none.pt: checkpoint not found" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_average_takes_the_last_epochs_of_an_exp_dir(tmp_path):
+    tokenizer = CharTokenizer()
+    for epoch in (2, 3, 10):  # numeric order: epoch-10 is the newest
+        torch.manual_seed(epoch)
+        model = CTCModel(ModelConfig.from_size("tiny", len(tokenizer)))
+        save_atomic(model_state(model, tokenizer), tmp_path / f"epoch-{epoch}.pt")
+    proc = _asr("average", str(tmp_path), "--last", "2", "--out", str(tmp_path / "avg.pt"))
+    assert proc.returncode == 0, proc.stderr
+    assert "epoch-3.pt, epoch-10.pt" in proc.stderr
+    weights = {e: torch.load(tmp_path / f"epoch-{e}.pt", weights_only=True)["model"]
+               for e in (3, 10)}
+    averaged = torch.load(tmp_path / "avg.pt", weights_only=True)["model"]
+    name = "rnn.rnn.weight_hh_l0"
+    assert torch.allclose(averaged[name], (weights[3][name] + weights[10][name]) / 2)
