@@ -6,7 +6,7 @@
 
 while [ $# -gt 0 ]; do
   case "$1" in
-    --help|-h) grep '^#' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --help|-h) grep '^#' "$(basename "$0")" | sed 's/^# \{0,1\}//'; exit 0 ;;
     --*=*) name=${1%%=*}; value=${1#*=}; shift ;;
     --*) [ $# -ge 2 ] || { echo "$0: $1 needs a value" >&2; exit 2; }; name=$1; value=$2; shift 2 ;;
     *) echo "$0: unexpected argument '$1'; options are --name value" >&2; exit 2 ;;
@@ -33,6 +33,15 @@ run_stage() {
   "$fn"
   if [ "$marker" != - ]; then mkdir -p "$(dirname "$marker")" && touch "$marker"; fi
   log "stage $n ($fn): finished in $((SECONDS - started)) s"
+}
+
+# asr_train ARGS...: `asr train ARGS`; with --ngpu N > 1, N data-parallel processes (torchrun)
+asr_train() {
+  if [ "${ngpu:-1}" -gt 1 ]; then
+    torchrun --standalone --nproc_per_node "$ngpu" -m asr.cli train "$@"
+  else
+    asr train "$@"
+  fi
 }
 
 decode() {

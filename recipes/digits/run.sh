@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Connected digits (like TIDIGITS) on synthetic espeak-ng speech; runs on a laptop CPU.
 #
-#   bash recipes/digits/run.sh [--stage N] [--stop-stage N] [--nj N] [--device cpu|cuda]
+#   bash recipes/digits/run.sh [--stage N] [--stop-stage N] [--nj N] [--device cpu|cuda] [--ngpu N]
 #
 # Stages: 0 synthesise data/ (train voices differ from dev and test voices),
 #         1 train exp/, 2 decode dev and test, 3 score and write exp/results.json.
@@ -13,6 +13,7 @@ stage=0
 stop_stage=3
 nj=$(nproc)
 device=auto
+ngpu=1  # > 1: data-parallel training on that many GPUs (torchrun)
 epochs=18
 size=tiny
 decoder=greedy
@@ -24,7 +25,7 @@ lr=3e-3
 prepare() { asr prepare digits --out data --jobs "$nj"; }
 
 train() {
-  asr train --train data/train.jsonl --dev data/dev.jsonl --exp-dir exp --size "$size" \
+  asr_train --train data/train.jsonl --dev data/dev.jsonl --exp-dir exp --size "$size" \
     --epochs "$epochs" --max-batch-seconds "$batch_seconds" --lr "$lr" --device "$device" \
     --subsampling stack --subsampling-factor "$subsampling_factor" --resume --num-workers 1
 }

@@ -3,7 +3,11 @@
 # Dev and test use held-out voices AND held-out books (unseen text). `--hours N` sets
 # the training-set size (default 4 h for a 2-core CPU; use >= 50 on a GPU).
 #
-#   bash recipes/synth/run.sh [--stage N] [--stop-stage N] [--hours H] [--nj N] [--device cpu|cuda]
+#   bash recipes/synth/run.sh [--stage N] [--stop-stage N] [--hours H] [--nj N] [--device cpu|cuda] [--ngpu N]
+#
+# On GPUs, for example (not yet measured here):
+#   bash recipes/synth/run.sh --hours 50 --size medium --epochs 10 --batch-seconds 1200 --nj 16
+#   with `--ngpu 8` for data-parallel training on 8 GPUs.
 #
 # Stages: 0 synthesise data/ (train voices differ from dev and test voices),
 #         1 train exp/, 2 decode dev and test, 3 score and write exp/results.json.
@@ -15,6 +19,7 @@ stage=0
 stop_stage=3
 nj=$(nproc)
 device=auto
+ngpu=1  # > 1: data-parallel training on that many GPUs (torchrun)
 epochs=6
 size=small
 hours=4
@@ -29,7 +34,7 @@ augment="--freq-mask 15 --n-freq-masks 1 --time-mask 20 --n-time-masks 1"
 prepare() { asr prepare synth --out data --hours "$hours" --jobs "$nj"; }
 
 train() {
-  asr train --train data/train.jsonl --dev data/dev.jsonl --exp-dir exp --size "$size" \
+  asr_train --train data/train.jsonl --dev data/dev.jsonl --exp-dir exp --size "$size" \
     --epochs "$epochs" --max-batch-seconds "$batch_seconds" --lr "$lr" --device "$device" \
     --subsampling stack --subsampling-factor "$subsampling_factor" --resume --num-workers 1 \
     $augment
