@@ -7,9 +7,10 @@ state after epoch N), `step-K.pt` (the same after global step K, every `save_eve
 the last `keep_checkpoints` of each, and `best.pt` (the model with the best dev WER).
 `--resume` continues from the newest step-K.pt, or else the newest epoch-N.pt.
 
-On GPU one step makes no host-device sync: lengths stay on the CPU (packing and the CTC
-loss read them there), the loss stays on the device until a log interval, and fused AdamW
-takes the grad scaler's inf check on the device.
+On GPU a step makes no host-device sync of its own: lengths stay on the CPU, where packing
+reads them (batches come longest first, so nothing is reordered on the device); the loss
+stays on the device until a log interval; fused AdamW takes the grad scaler's inf check on
+the device. PyTorch's CUDA CTC loss still copies its small length tables to the device.
 """
 
 from __future__ import annotations
