@@ -193,8 +193,10 @@ def run_preflight(model: torch.nn.Module, train_set: SpeechDataset, cfg: TrainCo
             torch.cuda.empty_cache()
 
     torch.cuda.reset_peak_memory_stats(device)
-    fits = [fitting_budget(run_batch, cfg.max_batch_seconds, longest)]
-    fits = [f for f in dist.gather(fits[0]) if f is not None]
+    random_state = rng_state()  # the pre-flight must not change what training draws
+    fit = fitting_budget(run_batch, cfg.max_batch_seconds, longest)
+    set_rng_state(random_state)
+    fits = [f for f in dist.gather(fit) if f is not None]
     if fits:
         raise ValueError(f"--max-batch-seconds {cfg.max_batch_seconds:g} runs out of GPU memory "
                          f"on the largest batch it allows ({longest:.1f} s utterances); "
