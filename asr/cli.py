@@ -213,6 +213,41 @@ def _run_results(args) -> int:
     return 0
 
 
+def _add_lm(sub) -> None:
+    p = sub.add_parser("lm", help="word n-gram LMs: build an ARPA file, measure perplexity")
+    lm = p.add_subparsers(dest="lm_command", required=True)
+    b = lm.add_parser("build", help="estimate a modified Kneser-Ney n-gram LM, write ARPA",
+                      description="TEXT holds one sentence per line; it is normalised like the "
+                                  "training transcripts (asr.text.normalize).")
+    b.add_argument("text", help="training text, one sentence per line ('-': stdin)")
+    b.add_argument("--order", type=int, default=3)
+    b.add_argument("--out", required=True, help="the ARPA file, e.g. exp/lm/3gram.arpa")
+    b.add_argument("--prune", type=int, nargs="+", metavar="MIN_COUNT",
+                   help="per order from 1-grams, the smallest (adjusted) count an n-gram needs to be "
+                        "kept; 1-grams are never pruned, the last value repeats: 0 1 2")
+    q = lm.add_parser("ppl", help="perplexity of an ARPA LM on text (</s> included, as kenlm)")
+    q.add_argument("lm", help="ARPA file; its tensors are cached beside it in LM.pt")
+    q.add_argument("text", help="one sentence per line ('-': stdin)")
+    q.add_argument("--no-cache", dest="cache", action="store_false", help="neither read nor write LM.pt")
+    q.add_argument("--json", action="store_true", help="print a JSON summary instead")
+
+
+def _run_lm(args) -> int:
+    from contextlib import nullcontext
+
+    from asr.lm import NgramLM, build_arpa
+
+    with nullcontext(sys.stdin) if args.text == "-" else open(args.text, encoding="utf-8") as text:
+        if args.lm_command == "build":
+            build_arpa(text, args.order, args.out, args.prune)  # logs its summary
+        else:
+            r = NgramLM.from_arpa(args.lm, cache=args.cache).evaluate(text)
+            print(json.dumps(r) if args.json else
+                  f"{r['sentences']} sentences, {r['words']} words, {r['oovs']} OOVs: "
+                  f"log10 {r['log10']:.2f}, perplexity {r['perplexity']:.2f}")
+    return 0
+
+
 COMMANDS = {
     "train": (_add_train, _run_train),
     "decode": (_add_decode, _run_decode),
@@ -221,6 +256,7 @@ COMMANDS = {
     "average": (_add_average, _run_average),
     "prepare": (_add_prepare, _run_prepare),
     "results": (_add_results, _run_results),
+    "lm": (_add_lm, _run_lm),
 }
 
 
