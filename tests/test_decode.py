@@ -5,13 +5,15 @@ from collections import defaultdict
 import pytest
 import torch
 
-from asr.decode import (
-    beam_search_nbest,
-    get_decoder,
-    greedy_decode,
-    greedy_decode_with_frames,
-    prefix_beam_search,
-)
+from asr.decode import BeamSearchDecoder, get_decoder, greedy_decode, greedy_decode_with_frames
+
+
+def beam_search_nbest(log_probs, lengths, **opts):
+    return BeamSearchDecoder(**opts).nbest(log_probs, lengths)
+
+
+def prefix_beam_search(log_probs, lengths, **opts):
+    return BeamSearchDecoder(**opts)(log_probs, lengths)
 
 EXACT = dict(top_k=100, token_min_logp=float("-inf"), blank_skip=None)  # no pruning
 

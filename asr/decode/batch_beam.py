@@ -1,0 +1,354 @@
+"""Batched CTC prefix beam search with word n-gram shallow fusion, on CPU or GPU.
+
+Every utterance of a batch keeps `beam_size` prefixes; each frame extends all of them at
+once with tensor operations (no per-hypothesis Python), so the same code runs vectorised
+on the GPU and on the CPU. A prefix carries two acoustic log-scores, `pb` (its alignments
+ending in blank) and `pnb` (ending in its last token), and a fusion score; prefixes are
+ranked by
+
+    logaddexp(pb, pnb) + alpha * log P_lm(words) + beta * words + oov_penalty * oov_words
+
+Lexicon-free: tokens are characters (any unit set with a word-separator token works); a
+word is scored by the LM when the separator (or the utterance end) completes it, and a
+partial word that stops being the prefix of any LM word pays `oov_penalty` at once.
+Identical prefixes reached two ways are merged (their scores summed), found by a hash of
+the label sequence.
+
+Pruning: per frame only the `top_k` best non-blank tokens with log-prob >= `token_min_logp`
+extend a prefix; runs of frames with P(blank) > `blank_skip` collapse into one frame
+(blank only), which is exact up to the dropped non-blank mass.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from asr.decode.greedy import BLANK
+
+NEG_INF = float("-inf")
+
+
+HASH_BASE = 1024  # > any vocabulary size used here (characters, 500 word pieces)
+HASH_MOD = (2**63 - 1) // HASH_BASE  # keeps h * HASH_BASE + token + 1 inside int64
+MAX_ROWS = 512  # utterances searched together: row * HASH_MOD + hash stays inside int64
+
+
+def hash_extend(h: torch.Tensor, token: torch.Tensor) -> torch.Tensor:
+    """Hash of a token sequence extended by `token`: h' = (h * base + token + 1) mod m.
+
+    Exact (injective) up to 5 tokens, a collision risk near 2^-53 per pair beyond."""
+    return (h * HASH_BASE + token + 1) % HASH_MOD
+
+
+def hash_tokens(tokens: list[int]) -> int:
+    h = 0
+    for token in tokens:
+        h = (h * HASH_BASE + token + 1) % HASH_MOD
+    return h
+
+
+@dataclass
+class Beams:
+    """The hypotheses, (B, K) each: acoustic scores, fusion score and the prefix's state."""
+
+    pb: torch.Tensor  # float
+    pnb: torch.Tensor  # float
+    fusion: torch.Tensor  # float: alpha * LM + beta * words + OOV penalties so far
+    prefix: torch.Tensor  # int64 hash of the whole label sequence
+    last: torch.Tensor  # int64 last token, -1 for the empty prefix
+    word: torch.Tensor  # int64 hash of the partial word (0: none)
+    in_lexicon: torch.Tensor  # bool: the partial word is a prefix of some LM word
+    context: torch.Tensor  # int64 (B, K, order - 1) LM word ids, oldest first
+
+    def total(self) -> torch.Tensor:
+        return torch.logaddexp(self.pb, self.pnb) + self.fusion  # (B, K)
+
+    def take(self, index: torch.Tensor) -> Beams:
+        """Gather hypotheses along dim 1 with `index` (B, K')."""
+        ctx = index.unsqueeze(-1).expand(-1, -1, self.context.shape[-1])
+        return Beams(*(f.gather(1, index) for f in (self.pb, self.pnb, self.fusion, self.prefix,
+                                                     self.last, self.word, self.in_lexicon)),
+                     self.context.gather(1, ctx))
+
+
+class WordLexicon:
+    """The LM's words as tensors of hashes: whole words (-> LM id) and all word prefixes."""
+
+    def __init__(self, lm, tokenizer):
+        hashes, ids, prefixes = [], [], set()
+        for word_id, word in enumerate(lm.words):
+            tokens = tokenizer.encode(word) if word not in ("<s>", "</s>", "<unk>") else []
+            if not tokens or len(tokens) != len(word):  # special or unspellable words
+                continue
+            hashes.append(hash_tokens(tokens))
+            ids.append(word_id)
+            prefixes.update(hash_tokens(tokens[:n]) for n in range(1, len(tokens) + 1))
+        order = sorted(range(len(hashes)), key=hashes.__getitem__)
+        self.hashes = torch.tensor([hashes[i] for i in order], dtype=torch.long)  # (W,) sorted
+        self.ids = torch.tensor([ids[i] for i in order], dtype=torch.long)  # (W,)
+        self.prefixes = torch.tensor(sorted(prefixes), dtype=torch.long)  # (P,) sorted
+        self.unk_id = lm.unk_id
+
+    def to(self, device) -> WordLexicon:
+        for name in ("hashes", "ids", "prefixes"):
+            setattr(self, name, getattr(self, name).to(device))
+        return self
+
+    @staticmethod
+    def _find(table: torch.Tensor, query: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        pos = torch.searchsorted(table, query).clamp_max(len(table) - 1)
+        return pos, table[pos] == query
+
+    def word_ids(self, word_hash: torch.Tensor) -> torch.Tensor:
+        pos, found = self._find(self.hashes, word_hash)
+        return torch.where(found, self.ids[pos], self.unk_id)
+
+    def is_prefix(self, word_hash: torch.Tensor) -> torch.Tensor:
+        return self._find(self.prefixes, word_hash)[1]
+
+
+def collapse_blank_runs(log_probs: torch.Tensor, lengths: torch.Tensor, blank_skip: float | None):
+    """Merge each run of frames with P(blank) > blank_skip into one blank-only frame.
+
+    Returns log-probs (B, T', V), new lengths (B,) and, per kept frame, the index of the
+    original frame it starts at (B, T'), for timestamps.
+    """
+    B, T, V = log_probs.shape
+    frames = torch.arange(T, device=log_probs.device)
+    valid = frames < lengths.to(log_probs.device)[:, None]  # (B, T)
+    if blank_skip is None:
+        return log_probs, lengths, frames.expand(B, T)
+    skip = (log_probs[..., BLANK] > torch.log(torch.tensor(blank_skip))) & valid  # (B, T)
+    run_start = skip & ~torch.cat([skip.new_zeros(B, 1), skip[:, :-1]], dim=1)
+    keep = valid & (~skip | run_start)  # (B, T) frames that survive
+    slot = keep.cumsum(1) - 1  # (B, T) index of the kept frame each frame folds into
+    new_lengths = keep.sum(1)  # (B,)
+    T2 = max(int(new_lengths.max()), 1)
+    out = log_probs.new_full((B, T2 + 1, V), NEG_INF)  # slot T2 collects dropped frames
+    target = torch.where(keep, slot, T2)  # (B, T)
+    out.scatter_(1, target[..., None].expand(B, T, V), log_probs)
+    blank_sum = log_probs.new_zeros(B, T2 + 1)  # summed blank log-prob of each run
+    run_slot = torch.where(skip, slot, T2)
+    blank_sum.scatter_add_(1, run_slot, torch.where(skip, log_probs[..., BLANK], 0.0))
+    is_run = torch.zeros(B, T2 + 1, dtype=torch.bool, device=log_probs.device)
+    is_run.scatter_(1, run_slot, skip)
+    out[..., BLANK] = torch.where(is_run, blank_sum, out[..., BLANK])
+    out[..., BLANK + 1:] = out[..., BLANK + 1:].masked_fill(is_run[..., None], NEG_INF)
+    start_frame = torch.zeros(B, T2 + 1, dtype=torch.long, device=log_probs.device)
+    start_frame.scatter_(1, target, frames.expand(B, T).contiguous())  # one kept frame per slot
+    return out[:, :T2], new_lengths.cpu(), start_frame[:, :T2]
+
+
+def _merge_duplicates(prefix: torch.Tensor, pb: torch.Tensor, pnb: torch.Tensor):
+    """Sum the scores of candidates with the same prefix hash, per row.
+
+    Returns (first, pb, pnb): `first` (B, N) marks one representative candidate per prefix;
+    its pb/pnb hold the group's log-sum-exp, the other candidates' are -inf."""
+    B, N = prefix.shape
+    sorted_hash, order = prefix.sort(dim=1)  # (B, N)
+    first_sorted = torch.ones_like(sorted_hash, dtype=torch.bool)
+    first_sorted[:, 1:] = sorted_hash[:, 1:] != sorted_hash[:, :-1]
+    group_sorted = first_sorted.long().cumsum(1) - 1  # (B, N) group of each sorted candidate
+    group = torch.empty_like(group_sorted).scatter_(1, order, group_sorted)  # back to input order
+    first = torch.zeros_like(first_sorted).scatter_(1, order, first_sorted)
+
+    def group_logsumexp(x: torch.Tensor) -> torch.Tensor:
+        peak = torch.full_like(x, NEG_INF).scatter_reduce(1, group, x, "amax")  # (B, N) per group
+        safe = torch.where(torch.isinf(peak), 0.0, peak)
+        total = torch.zeros_like(x).scatter_add(1, group, torch.exp(x - safe.gather(1, group)))
+        return (torch.log(total) + safe).gather(1, group)  # (B, N) group value per candidate
+
+    return first, group_logsumexp(pb).masked_fill(~first, NEG_INF), \
+        group_logsumexp(pnb).masked_fill(~first, NEG_INF)
+
+
+class BeamSearchDecoder:
+    """CTC prefix beam search over a batch, optionally fused with a word n-gram LM.
+
+    `lm` is an `asr.lm.NgramLM` (natural-log `log_prob(context, word)`); `tokenizer` spells
+    its words and names the word separator. Call it like any decoder:
+    `(log_probs (B, T, V), lengths (B,)) -> list of B token-id lists`.
+    """
+
+    def __init__(self, beam_size: int = 10, top_k: int = 10, token_min_logp: float = -10.0,
+                 blank_skip: float | None = 0.999, lm=None, tokenizer=None, alpha: float = 0.5,
+                 beta: float = 1.0, oov_penalty: float = -5.0, separator: str = " "):
+        if beam_size < 1 or top_k < 1:
+            raise ValueError(f"beam_size and top_k must be >= 1, got {beam_size} and {top_k}")
+        if lm is not None and tokenizer is None:
+            raise ValueError("an LM needs the tokenizer that spells its words")
+        self.beam_size, self.top_k = beam_size, top_k
+        self.token_min_logp, self.blank_skip = token_min_logp, blank_skip
+        self.lm, self.alpha, self.beta, self.oov_penalty = lm, alpha, beta, oov_penalty
+        self.lexicon = WordLexicon(lm, tokenizer) if lm is not None else None
+        self.separator = tokenizer.encode(separator)[0] if tokenizer is not None else -1
+
+    def __call__(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[list[int]]:
+        return [hyps[0][0] for hyps in self.nbest(log_probs, lengths, n=1)]
+
+    def decode_with_frames(self, log_probs: torch.Tensor,
+                           lengths: torch.Tensor) -> list[tuple[list[int], list[int]]]:
+        """Best hypothesis per utterance as (token ids, frame where each token starts)."""
+        return [(tokens, frames) for (tokens, frames, _), in
+                self._search(log_probs, lengths, n=1)]
+
+    def nbest(self, log_probs: torch.Tensor, lengths: torch.Tensor,
+              n: int | None = None) -> list[list[tuple[list[int], float]]]:
+        """Up to `n` (default beam_size) (token ids, score) per utterance, best first."""
+        return [[(tokens, score) for tokens, _, score in hyps]
+                for hyps in self._search(log_probs, lengths, n or self.beam_size)]
+
+    def _to_device(self, device: torch.device) -> None:
+        if self.lm is not None and self.lexicon.hashes.device != device:
+            self.lm = self.lm.to(device)
+            self.lexicon = self.lexicon.to(device)
+
+    def _initial(self, B: int, device: torch.device) -> Beams:
+        K = self.beam_size
+        pb = torch.full((B, K), NEG_INF, device=device)
+        pb[:, 0] = 0.0  # slot 0: the empty prefix; the others start empty (-inf)
+        long = dict(dtype=torch.long, device=device)
+        context = (self.lm.start_context((B, K)).to(device) if self.lm is not None
+                   else torch.zeros(B, K, 0, **long))
+        return Beams(pb=pb, pnb=torch.full_like(pb, NEG_INF), fusion=torch.zeros_like(pb),
+                     prefix=-torch.arange(K, **long).expand(B, K).contiguous(),  # distinct dummies
+                     last=torch.full((B, K), -1, **long), word=torch.zeros(B, K, **long),
+                     in_lexicon=torch.ones(B, K, dtype=torch.bool, device=device),
+                     context=context)
+
+    def _word_end(self, beams: Beams) -> tuple[torch.Tensor, torch.Tensor]:
+        """Fusion gain (B, K) and new LM context of ending each prefix's partial word."""
+        ends = beams.word != 0  # (B, K)
+        word_id = self.lexicon.word_ids(beams.word)  # (B, K)
+        gain = torch.where(ends, self.alpha * self.lm.log_prob(beams.context, word_id) + self.beta,
+                           0.0)
+        context = torch.where(ends[..., None], self.lm.advance(beams.context, word_id),
+                              beams.context)
+        return gain, context
+
+    def _step(self, beams: Beams, blank_lp: torch.Tensor, frame_lp: torch.Tensor,
+              cand_tok: torch.Tensor, cand_lp: torch.Tensor):
+        """One frame: blank (B,), all log-probs (B, V), candidates (B, k) tokens and log-probs.
+
+        Returns the new beams and, per new hypothesis, its parent slot and the token it
+        emitted on this frame (-1: none)."""
+        B, K = beams.pb.shape
+        k = cand_tok.shape[1]
+        acoustic = torch.logaddexp(beams.pb, beams.pnb)  # (B, K)
+        # stay on the prefix: emit blank, or repeat the last token
+        repeat_lp = frame_lp.gather(1, beams.last.clamp_min(0)).masked_fill(beams.last < 0, NEG_INF)
+        stay_pb = acoustic + blank_lp[:, None]  # (B, K)
+        stay_pnb = beams.pnb + repeat_lp
+        # extend by a candidate token; repeating the last token needs a blank in between
+        tok = cand_tok[:, None, :].expand(B, K, k)  # (B, K, k)
+        ext_pnb = torch.where(tok == beams.last[..., None], beams.pb[..., None],
+                              acoustic[..., None]) + cand_lp[:, None, :]
+        ext_fusion = beams.fusion[..., None]  # (B, K, 1)
+        if self.lm is not None:
+            is_sep = tok == self.separator
+            gain, sep_context = self._word_end(beams)  # (B, K), (B, K, n-1)
+            grown_in_lex = self.lexicon.is_prefix(hash_extend(beams.word[..., None], tok))
+            leaves = beams.in_lexicon[..., None] & ~grown_in_lex & ~is_sep  # (B, K, k)
+            ext_fusion = ext_fusion + torch.where(is_sep, gain[..., None], leaves * self.oov_penalty)
+        # an extension equal to a prefix already in the beam (A + c == B) merges into B's stay
+        # (one flat sorted table for the batch: row r's hashes are offset by r * HASH_MOD)
+        row_offset = torch.arange(B, device=tok.device)[:, None] * HASH_MOD  # (B, 1)
+        ext_key = (hash_extend(beams.prefix[..., None], tok).reshape(B, K * k) + row_offset)
+        stay_sorted, stay_order = (beams.prefix + row_offset).flatten().sort()  # (B*K,)
+        pos = torch.searchsorted(stay_sorted, ext_key.flatten()).clamp_max(B * K - 1)
+        match = (stay_sorted[pos] == ext_key.flatten()).view(B, K * k)
+        target = torch.where(match, stay_order[pos].view(B, K * k) % K, K)  # column K: no match
+        ext_pnb = ext_pnb.reshape(B, K * k)
+        merged = torch.full((B, K + 1), NEG_INF, device=tok.device)
+        merged.scatter_(1, target, torch.where(match, ext_pnb, NEG_INF))  # one ext per stay
+        stay_pnb = torch.logaddexp(stay_pnb, merged[:, :K])
+        ext_score = (ext_pnb + ext_fusion.expand(B, K, k).reshape(B, K * k)).masked_fill(match,
+                                                                                         NEG_INF)
+        score = torch.cat([torch.logaddexp(stay_pb, stay_pnb) + beams.fusion, ext_score], dim=1)
+        best = score.topk(K, dim=1).indices  # (B, K) over K stays, then K*k extensions
+
+        is_ext = best >= K
+        parent = torch.where(is_ext, (best - K) // k, best)  # (B, K)
+        token = torch.where(is_ext, cand_tok.gather(1, (best - K).clamp_min(0) % k), -1)
+        old = beams.take(parent)
+        pb = torch.where(is_ext, NEG_INF, stay_pb.gather(1, parent))
+        pnb = torch.where(is_ext, ext_pnb.gather(1, (best - K).clamp_min(0)),
+                          stay_pnb.gather(1, parent))
+        new_score = score.gather(1, best)
+        fusion = new_score - torch.logaddexp(pb, pnb)
+        fusion = torch.where(torch.isfinite(fusion), fusion, old.fusion)
+        prefix = torch.where(is_ext, hash_extend(old.prefix, token.clamp_min(0)), old.prefix)
+        # slots left empty (-inf) get distinct negative hashes, never equal to a real prefix
+        empty = torch.isinf(new_score)
+        prefix = torch.where(empty, -1 - torch.arange(K, device=tok.device), prefix)
+        new = Beams(pb=pb, pnb=pnb, fusion=fusion, prefix=prefix,
+                    last=torch.where(is_ext, token, old.last), word=old.word,
+                    in_lexicon=old.in_lexicon, context=old.context)
+        if self.lm is not None:
+            sep = is_ext & (token == self.separator)
+            grown = is_ext & ~sep
+            new.word = torch.where(sep, 0, torch.where(grown, hash_extend(old.word, token), old.word))
+            new.in_lexicon = torch.where(sep, True, torch.where(
+                grown, old.in_lexicon & self.lexicon.is_prefix(new.word), old.in_lexicon))
+            new.context = torch.where(sep[..., None], sep_context.gather(
+                1, parent[..., None].expand_as(old.context)), old.context)
+        return new, parent, token
+
+    @torch.inference_mode()
+    def _search(self, log_probs: torch.Tensor, lengths: torch.Tensor, n: int):
+        """Per utterance, up to n (tokens, start frames, score), best first."""
+        if len(log_probs) > MAX_ROWS:  # row offsets of the prefix hashes must fit in int64
+            return [hyp for i in range(0, len(log_probs), MAX_ROWS)
+                    for hyp in self._search(log_probs[i:i + MAX_ROWS], lengths[i:i + MAX_ROWS], n)]
+        log_probs = log_probs.float()
+        device = log_probs.device
+        self._to_device(device)
+        lp, lengths, start_frame = collapse_blank_runs(log_probs, lengths.cpu(), self.blank_skip)
+        B, T, V = lp.shape
+        valid = torch.arange(T)[None, :] < lengths[:, None]  # (B, T)
+        valid = valid.to(device)
+        k = min(self.top_k, V - 1)
+        cand_lp, cand_tok = lp[..., 1:].topk(k, dim=-1)  # (B, T, k)
+        cand_tok += 1
+        cand_lp = cand_lp.masked_fill((cand_lp < self.token_min_logp) | ~valid[..., None], NEG_INF)
+        blank_lp = torch.where(valid, lp[..., BLANK], 0.0)  # past the end: certain blank
+        frame_lp = lp.masked_fill(~valid[..., None], NEG_INF)
+
+        beams = self._initial(B, device)
+        parents, emitted = [], []
+        for t in range(T):
+            beams, parent, token = self._step(beams, blank_lp[:, t], frame_lp[:, t],
+                                              cand_tok[:, t], cand_lp[:, t])
+            parents.append(parent)
+            emitted.append(token)
+        final = beams.total()
+        if self.lm is not None:
+            gain, context = self._word_end(beams)
+            eos = torch.full_like(beams.word, self.lm.eos_id)
+            final = final + gain + self.alpha * self.lm.log_prob(context, eos)
+        scores, order = final.topk(min(n, self.beam_size), dim=1)  # (B, n)
+        return self._backtrack(order, scores, parents, emitted, start_frame)
+
+    @staticmethod
+    def _backtrack(slot, scores, parents, emitted, start_frame):
+        """Follow the back-pointers from the final slots (B, n) to the first frame."""
+        tokens = []
+        for t in range(len(parents) - 1, -1, -1):
+            tokens.append(emitted[t].gather(1, slot))  # (B, n)
+            slot = parents[t].gather(1, slot)
+        if not tokens:
+            return [[([], [], float(s)) for s in row] for row in scores.tolist()]
+        path = torch.stack(tokens[::-1], dim=-1).cpu().numpy()  # (B, n, T)
+        starts = start_frame.cpu().numpy()  # (B, T)
+        results = []
+        for b, row in enumerate(scores.tolist()):
+            hyps = []
+            for i, score in enumerate(row):
+                if score == NEG_INF:
+                    continue
+                emit = path[b, i] >= 0
+                hyps.append((path[b, i][emit].tolist(), starts[b][emit].tolist(), score))
+            results.append(hyps or [([], [], NEG_INF)])
+        return results
