@@ -50,7 +50,11 @@ def model_state(model: CTCModel, tokenizer: CharTokenizer) -> dict:
 
 def load_model(path: str | Path, device: str | torch.device = "cpu"):
     """Rebuild a model and its tokenizer from a checkpoint, with no side files. Eval mode."""
-    state = load_checkpoint(path)
+    return model_from_state(load_checkpoint(path), device)
+
+
+def model_from_state(state: dict, device: str | torch.device = "cpu"):
+    """The model (eval mode) and tokenizer of a loaded checkpoint."""
     model = CTCModel(ModelConfig.from_dict(state["config"]))
     model.load_state_dict(state["model"])
     return model.to(device).eval(), CharTokenizer.from_dict(state["tokenizer"])

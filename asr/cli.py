@@ -69,19 +69,33 @@ def _run_train(args) -> int:
 
 def _add_decoder_options(p) -> None:
     p.add_argument("--model", required=True, help="checkpoint (e.g. exp/best.pt)")
-    p.add_argument("--decoder", default="greedy", choices=["greedy", "beam"])
+    p.add_argument("--decoder", default="auto", choices=["auto", "greedy", "beam", "flashlight"],
+                   help="auto: beam with the model's tuned LM if `asr tune-lm` saved one, else greedy")
     p.add_argument("--beam-size", type=int, default=10)
+    p.add_argument("--lm", help="word n-gram LM (ARPA) for beam/flashlight; default: the model's")
+    p.add_argument("--no-lm", action="store_true", help="ignore the LM saved with the model")
+    p.add_argument("--alpha", type=float, help="LM weight (default: the tuned one, else 0.5)")
+    p.add_argument("--beta", type=float, help="word insertion bonus (default: tuned, else 1.0)")
     p.add_argument("--device", default="auto")
 
 
 def _load(args):
-    from asr.checkpoint import load_model
-    from asr.decode import get_decoder
+    from asr.checkpoint import load_checkpoint, model_from_state
+    from asr.decoding import make_decoder, saved_lm
     from asr.inference import pick_device
 
-    model, tokenizer = load_model(args.model, pick_device(args.device))
-    opts = {"beam_size": args.beam_size} if args.decoder == "beam" else {}
-    return model, tokenizer, get_decoder(args.decoder, **opts)
+    state = load_checkpoint(args.model)
+    model, tokenizer = model_from_state(state, pick_device(args.device))
+    lm_path = None if args.no_lm else args.lm or saved_lm(state, args.model)
+    name = args.decoder
+    if name == "auto":
+        name = "beam" if lm_path and "beam" in state.get("decoding", {}) else "greedy"
+    decoder = make_decoder(name, tokenizer, beam_size=args.beam_size, lm_path=lm_path,
+                           alpha=args.alpha, beta=args.beta,
+                           saved=state.get("decoding", {}).get(name))
+    if name != "greedy":
+        print(f"decoding: {name}, beam {args.beam_size}, LM {lm_path or 'none'}", file=sys.stderr)
+    return model, tokenizer, decoder
 
 
 def _add_decode(sub) -> None:
@@ -134,6 +148,8 @@ def _add_transcribe(sub) -> None:
     _add_decoder_options(p)
     p.add_argument("files", nargs="+", metavar="FILE")
     p.add_argument("--format", default="text", choices=["text", "jsonl"])
+    p.add_argument("--timestamps", action="store_true",
+                   help="word start/end times in seconds (jsonl: a \"words\" list)")
 
 
 def _run_transcribe(args) -> int:
@@ -141,14 +157,19 @@ def _run_transcribe(args) -> int:
 
     model, tokenizer, decoder = _load(args)
     failed = 0
-    for path, text, error in transcribe_files(model, tokenizer, args.files, decoder):
-        if error:
+    for result in transcribe_files(model, tokenizer, args.files, decoder, args.timestamps):
+        if result.error:
             failed += 1
-            print(f"asr: error: {error}", file=sys.stderr)
+            print(f"asr: error: {result.error}", file=sys.stderr)
         elif args.format == "jsonl":
-            print(json.dumps({"path": path, "text": text}, ensure_ascii=False), flush=True)
+            row = {"path": result.path, "text": result.text}
+            if result.words is not None:
+                row["words"] = result.words
+            print(json.dumps(row, ensure_ascii=False), flush=True)
         else:
-            print(text if len(args.files) == 1 else f"{path}: {text}", flush=True)
+            text = result.text if result.words is None else " ".join(
+                f"{w['word']}[{w['start']:.2f}-{w['end']:.2f}]" for w in result.words)
+            print(text if len(args.files) == 1 else f"{result.path}: {text}", flush=True)
     if failed:
         print(f"asr: {failed} of {len(args.files)} files failed", file=sys.stderr)
     return 1 if failed else 0
@@ -248,6 +269,55 @@ def _run_lm(args) -> int:
     return 0
 
 
+def _add_tune_lm(sub) -> None:
+    p = sub.add_parser("tune-lm", help="search the LM weight and word bonus on a dev set; "
+                                       "the best are saved in the model and used by default")
+    p.add_argument("--model", required=True, help="checkpoint; rewritten with the tuned weights")
+    p.add_argument("--manifest", required=True, help="dev manifest (never the test set)")
+    p.add_argument("--lm", required=True, help="word n-gram LM (ARPA)")
+    p.add_argument("--decoder", default="beam", choices=["beam", "flashlight"])
+    p.add_argument("--beam-size", type=int, default=10)
+    p.add_argument("--alphas", type=float, nargs="+", help="LM weights to try")
+    p.add_argument("--betas", type=float, nargs="+", help="word bonuses to try")
+    p.add_argument("--no-save", dest="save", action="store_false", help="only print the table")
+    p.add_argument("--device", default="auto")
+
+
+def _run_tune_lm(args) -> int:
+    from asr.checkpoint import load_model
+    from asr.data import SpeechDataset, read_manifest
+    from asr.decoding import make_decoder, save_lm_weights
+    from asr.inference import compute_log_probs, pick_device
+    from asr.tune import ALPHAS, BETAS, tune_lm
+
+    model, tokenizer = load_model(args.model, pick_device(args.device))
+    dataset = SpeechDataset(read_manifest(args.manifest), tokenizer, model.config.sample_rate,
+                            args.manifest)
+    log_probs = compute_log_probs(model, dataset)
+    refs = {e["id"]: e["text"] for e in dataset.entries}
+    decoder = make_decoder(args.decoder, tokenizer, beam_size=args.beam_size, lm_path=args.lm)
+
+    def decoder_for(alpha: float, beta: float):
+        if args.decoder == "beam":  # the LM tables are loaded once
+            decoder.alpha, decoder.beta = alpha, beta
+            return decoder
+        return make_decoder(args.decoder, tokenizer, beam_size=args.beam_size, lm_path=args.lm,
+                            alpha=alpha, beta=beta)
+
+    rows = tune_lm(log_probs, refs, tokenizer, decoder_for, args.alphas or ALPHAS,
+                   args.betas or BETAS)
+    print("| alpha | beta | WER % | CER % |\n|---:|---:|---:|---:|")
+    for row in rows:
+        print(f"| {row['alpha']:g} | {row['beta']:g} | {100 * row['wer']:.2f} | {100 * row['cer']:.2f} |")
+    best = rows[0]
+    if args.save:
+        save_lm_weights(args.model, args.decoder, args.lm,
+                        {**best, "beam_size": args.beam_size, "tuned_on": args.manifest})
+        print(f"saved alpha {best['alpha']:g}, beta {best['beta']:g} and the LM in {args.model}",
+              file=sys.stderr)
+    return 0
+
+
 COMMANDS = {
     "train": (_add_train, _run_train),
     "decode": (_add_decode, _run_decode),
@@ -257,6 +327,7 @@ COMMANDS = {
     "prepare": (_add_prepare, _run_prepare),
     "results": (_add_results, _run_results),
     "lm": (_add_lm, _run_lm),
+    "tune-lm": (_add_tune_lm, _run_tune_lm),
 }
 
 

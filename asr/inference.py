@@ -48,3 +48,42 @@ def decode_dataset(model: CTCModel, tokenizer: CharTokenizer, dataset: SpeechDat
             texts[utt_id] = tokenizer.decode(ids)
     model.train(was_training)
     return {e["id"]: texts[e["id"]] for e in dataset.entries if e["id"] in texts}
+
+
+@torch.inference_mode()
+def compute_log_probs(model: CTCModel, dataset: SpeechDataset,
+                      max_batch_seconds: float = 300.0) -> dict[str, torch.Tensor]:
+    """{id: log-probs (T, V) float32 on the CPU} for every readable utterance: run the
+    acoustic model once, then decode as often as needed (LM tuning, benchmarks)."""
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    budget = max(max_batch_seconds, max(dataset.durations, default=0))
+    loader = DataLoader(dataset, collate_fn=collate,
+                        batch_sampler=BucketBatchSampler(dataset.durations, budget, shuffle=False))
+    out = {}
+    for batch in tqdm(loader, desc="log-probs", leave=False, disable=None):
+        if not report_failures(batch):
+            continue
+        with torch.autocast(device.type, dtype=torch.float16, enabled=device.type == "cuda"):
+            log_probs, frames = model(batch["waves"].to(device), batch["wave_lens"])
+        log_probs = log_probs.float().cpu()  # (B, T, V)
+        for utt_id, lp, n in zip(batch["ids"], log_probs, frames.tolist()):
+            out[utt_id] = lp[:n].clone()
+    model.train(was_training)
+    return out
+
+
+def decode_log_probs(log_probs: dict[str, torch.Tensor], decoder: Decoder,
+                     tokenizer: CharTokenizer, batch_size: int = 64,
+                     device: str | torch.device = "cpu") -> dict[str, str]:
+    """Decode stored log-probs in batches of similar length; returns {id: text}."""
+    ids = sorted(log_probs, key=lambda i: len(log_probs[i]))
+    texts = {}
+    for start in range(0, len(ids), batch_size):
+        chunk = ids[start:start + batch_size]
+        lengths = torch.tensor([len(log_probs[i]) for i in chunk])
+        batch = torch.nn.utils.rnn.pad_sequence([log_probs[i] for i in chunk], batch_first=True)
+        for utt_id, tokens in zip(chunk, decoder(batch.to(device), lengths)):
+            texts[utt_id] = tokenizer.decode(tokens)
+    return {i: texts[i] for i in log_probs}

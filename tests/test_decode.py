@@ -124,3 +124,14 @@ def test_get_decoder_binds_options_and_rejects_bad_ones():
         get_decoder("viterbi")
     with pytest.raises(TypeError):
         get_decoder("beam", beam_width=4)
+
+
+def test_word_times_from_token_frames():
+    from asr.text import CharTokenizer
+    from asr.transcribe import word_times
+
+    tok = CharTokenizer()
+    tokens = tok.encode("hi yo")
+    frames = [2, 3, 5, 9, 10]  # the space at frame 5
+    assert word_times(tokens, frames, tok, frame_seconds=0.03) == [
+        {"word": "hi", "start": 0.06, "end": 0.12}, {"word": "yo", "start": 0.27, "end": 0.33}]

@@ -1,4 +1,5 @@
-"""Synthesise a few utterances, train a tiny model on them, transcribe with the CLI."""
+"""Synthesise a few utterances, train a tiny model on them, transcribe with the CLI, then
+build an LM, tune its weights and decode with it."""
 
 import json
 import subprocess
@@ -37,7 +38,7 @@ def test_train_then_transcribe(tmp_path):
     broken.write_bytes(b"not audio")
     proc = subprocess.run(
         [sys.executable, "-m", "asr.cli", "transcribe", "--model", str(exp / "best.pt"),
-         "--format", "jsonl", rows[0]["audio_filepath"], str(broken)],
+         "--format", "jsonl", "--timestamps", rows[0]["audio_filepath"], str(broken)],
         capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1
     assert "broken.wav: cannot read audio" in proc.stderr
@@ -46,6 +47,10 @@ def test_train_then_transcribe(tmp_path):
     assert out["path"] == rows[0]["audio_filepath"]
     report = score({"u": rows[0]["text"]}, {"u": out["text"]}, normalize)
     assert report.cer < 0.1
+    words = out["words"]
+    assert " ".join(w["word"] for w in words) == out["text"]
+    assert all(0 <= w["start"] < w["end"] <= rows[0]["duration"] + 0.05 for w in words)
+    assert all(a["end"] <= b["start"] for a, b in zip(words, words[1:]))  # in order, no overlap
 
     # and the whole training set is transcribed at CER < 10%
     proc = subprocess.run(
@@ -55,3 +60,22 @@ def test_train_then_transcribe(tmp_path):
     from asr.score import read_transcripts
     report = score(read_transcripts(manifest), read_transcripts(tmp_path / "hyp.jsonl"), normalize)
     assert report.cer < 0.1, report.cer
+
+    # an LM from the training text; tune-lm saves its weights in the model, and `decode`
+    # then uses the beam search with that LM by default
+    (tmp_path / "lm.txt").write_text("\n".join(SENTENCES) + "\n")
+    asr = [sys.executable, "-m", "asr.cli"]
+    subprocess.run([*asr, "lm", "build", str(tmp_path / "lm.txt"), "--order", "2",
+                    "--out", str(exp / "lm.arpa")], check=True, capture_output=True, timeout=120)
+    tuned = subprocess.run([*asr, "tune-lm", "--model", str(exp / "best.pt"), "--manifest",
+                            str(manifest), "--lm", str(exp / "lm.arpa"), "--alphas", "0", "0.5",
+                            "--betas", "0", "1"], capture_output=True, text=True, timeout=300)
+    assert tuned.returncode == 0, tuned.stderr
+    assert tuned.stdout.count("\n| ") == 4  # the table: 2 x 2 weights
+    decoded = subprocess.run([*asr, "decode", "--model", str(exp / "best.pt"), "--manifest",
+                              str(manifest), "--out", str(tmp_path / "hyp-lm.jsonl")],
+                             capture_output=True, text=True, timeout=300, check=True)
+    assert "decoding: beam" in decoded.stderr and "lm.arpa" in decoded.stderr
+    with_lm = score(read_transcripts(manifest), read_transcripts(tmp_path / "hyp-lm.jsonl"),
+                    normalize)
+    assert with_lm.wer <= report.wer

@@ -6,7 +6,7 @@ our " " token is "|" to flashlight, which is also its ``sil_token``). The lexico
 every word of the ARPA file's unigram section. Without an LM (and without a lexicon) the search
 is lexicon-free, over characters only.
 
-Two details that a plain ``ctc_decoder`` call gets wrong for our models:
+Two departures from a plain ``ctc_decoder`` call:
 - flashlight closes a word only when it reads the separator after it, but our models emit no
   separator after the last word; the last word would then be dropped or bought with a spurious
   "|" on some blank frame. So in lexicon mode each utterance gets one extra frame on which "|"
@@ -171,7 +171,7 @@ class FlashlightDecoder:
         # search's start and end states, both "|"). hyp.timesteps indexes the search path,
         # whose step 0 is the start state: frame = timestep - 1.
         for tok, step in zip(hyp.tokens.tolist(), hyp.timesteps.tolist(), strict=True):
-            frame = step
+            frame = step - 1
             if not 0 <= frame < length or (tok == self.sep_id and (not ids or ids[-1] == self.sep_id)):
                 continue
             ids.append(tok)
@@ -198,8 +198,8 @@ class FlashlightDecoder:
     ) -> list[list[tuple[list[int], float]]]:
         """Up to ``nbest`` distinct ``(token_ids, score)`` per utterance, best first.
 
-        The score is flashlight's: acoustic log-prob of the best alignment + weighted LM + word
-        scores (not comparable across decoders).
+        The score is flashlight's: acoustic log-prob (best alignment; merged ones summed with
+        ``log_add``) + α · ln P_LM (with </s>) + β per word.
         """
         out = []
         for hyps, n in zip(self._search(log_probs, lengths), lengths.tolist(), strict=True):
