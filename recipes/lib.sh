@@ -44,17 +44,25 @@ asr_train() {
   fi
 }
 
+# decode [DECODER [TAG]]: data/{dev,test}.jsonl -> exp/recogs-<set>TAG.jsonl with exp/best.pt
 decode() {
+  local dec=${1:-$decoder} tag=${2:-}
   for set in dev test; do
-    asr decode --model exp/best.pt --manifest "data/$set.jsonl" --out "exp/recogs-$set.jsonl" \
-      --decoder "$decoder" --device "$device"
+    asr decode --model exp/best.pt --manifest "data/$set.jsonl" --out "exp/recogs-$set$tag.jsonl" \
+      --decoder "$dec" --beam-size "${beam_size:-10}" --device "$device"
   done
 }
 
+# score [TAG ...]: score each decode (default: the untagged one), write exp/results.json
 score() {
-  for set in dev test; do
-    asr score "data/$set.jsonl" "exp/recogs-$set.jsonl" > "exp/errs-$set.txt"
-    asr score --json "data/$set.jsonl" "exp/recogs-$set.jsonl" > "exp/wer-summary-$set.json"
+  local tags=("$@") sets=()
+  [ ${#tags[@]} -gt 0 ] || tags=("")
+  for tag in "${tags[@]}"; do
+    for set in dev test; do
+      asr score "data/$set.jsonl" "exp/recogs-$set$tag.jsonl" > "exp/errs-$set$tag.txt"
+      asr score --json "data/$set.jsonl" "exp/recogs-$set$tag.jsonl" > "exp/wer-summary-$set$tag.json"
+      sets+=("$set$tag")
+    done
   done
-  asr results exp --model "$(pwd)/exp/best.pt"
+  asr results exp --model "$(pwd)/exp/best.pt" --sets "${sets[@]}"
 }

@@ -9,21 +9,26 @@
 #   bash recipes/synth/run.sh --hours 50 --size medium --epochs 10 --batch-seconds 1200 --nj 16
 #   with `--ngpu 8` for data-parallel training on 8 GPUs.
 #
-# Stages: 0 synthesise data/ (train voices differ from dev and test voices),
-#         1 train exp/, 2 decode dev and test, 3 score and write exp/results.json.
+# Stages: 0 synthesise data/ (train voices differ from dev and test voices) and
+#           data/lm_train.txt (the training books' text: never dev or test text),
+#         1 train exp/, 2 build a word n-gram LM exp/lm/lm.arpa from data/lm_train.txt,
+#         3 tune its weights on dev (saved in exp/best.pt), 4 decode dev and test with
+#           the LM (beam search) and, for comparison, greedy, 5 score: exp/results.json.
 # The final model is exp/best.pt. Delete data/ and exp/ to start again.
 set -euo pipefail
 cd "$(dirname "$0")"
 
 stage=0
-stop_stage=3
+stop_stage=5
 nj=$(nproc)
 device=auto
 ngpu=1  # > 1: data-parallel training on that many GPUs (torchrun)
 epochs=6
 size=small
 hours=4
-decoder=greedy
+decoder=auto  # beam search with the LM tuned in stage 3
+beam_size=10
+lm_order=3
 batch_seconds=50
 subsampling_factor=3  # 30 ms frames: characters at 200 words/min still fit
 lr=3e-3
@@ -40,7 +45,18 @@ train() {
     $augment
 }
 
+lm() { asr lm build data/lm_train.txt --order "$lm_order" --out exp/lm/lm.arpa; }
+
+tune() {
+  asr tune-lm --model exp/best.pt --manifest data/dev.jsonl --lm exp/lm/lm.arpa \
+    --beam-size "$beam_size" --device "$device" | tee exp/lm/tune.md
+}
+
+decode_both() { decode greedy -greedy; decode "$decoder"; }
+
 run_stage 0 - prepare  # a no-op when data/ holds a corpus made with the same options
 run_stage 1 exp/.train.done train
-run_stage 2 exp/.decode.done decode
-run_stage 3 exp/.score.done score
+run_stage 2 exp/.lm.done lm
+run_stage 3 exp/.tune.done tune
+run_stage 4 exp/.decode.done decode_both
+run_stage 5 exp/.score.done score "" -greedy
