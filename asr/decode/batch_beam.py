@@ -229,8 +229,9 @@ class BeamSearchDecoder:
         return gain, context
 
     def _step(self, beams: Beams, blank_lp: torch.Tensor, frame_lp: torch.Tensor,
-              cand_tok: torch.Tensor, cand_lp: torch.Tensor):
-        """One frame: blank (B,), all log-probs (B, V), candidates (B, k) tokens and log-probs.
+              cand_tok: torch.Tensor, cand_lp: torch.Tensor, separator_possible: bool = True):
+        """One frame: blank (B,), all log-probs (B, V), candidates (B, k) tokens and log-probs;
+        `separator_possible` False when no candidate is the word separator (no LM query).
 
         Returns the new beams and, per new hypothesis, its parent slot and the token it
         emitted on this frame (-1: none)."""
@@ -248,7 +249,10 @@ class BeamSearchDecoder:
         ext_fusion = beams.fusion[..., None]  # (B, K, 1)
         if self.lm is not None:
             is_sep = tok == self.separator
-            gain, sep_context = self._word_end(beams)  # (B, K), (B, K, n-1)
+            if separator_possible:
+                gain, sep_context = self._word_end(beams)  # (B, K), (B, K, n-1)
+            else:
+                gain, sep_context = beams.fusion.new_zeros(B, K), beams.context
             grown_in_lex = self.lexicon.is_prefix(hash_extend(beams.word[..., None], tok))
             leaves = beams.in_lexicon[..., None] & ~grown_in_lex & ~is_sep  # (B, K, k)
             ext_fusion = ext_fusion + torch.where(is_sep, gain[..., None], leaves * self.oov_penalty)
@@ -316,11 +320,17 @@ class BeamSearchDecoder:
         blank_lp = torch.where(valid, lp[..., BLANK], 0.0)  # past the end: certain blank
         frame_lp = lp.masked_fill(~valid[..., None], NEG_INF)
 
+        # per frame, only as many candidates as some utterance has (one host sync per batch)
+        live = torch.isfinite(cand_lp)  # (B, T, k)
+        widths = live.sum(-1).amax(0).clamp_min(1).tolist()  # (T,)
+        separator = ((cand_tok == self.separator) & live).any(-1).any(0).tolist()  # (T,)
         beams = self._initial(B, device)
         parents, emitted = [], []
         for t in range(T):
+            width = widths[t]
             beams, parent, token = self._step(beams, blank_lp[:, t], frame_lp[:, t],
-                                              cand_tok[:, t], cand_lp[:, t])
+                                              cand_tok[:, t, :width], cand_lp[:, t, :width],
+                                              separator[t])
             parents.append(parent)
             emitted.append(token)
         final = beams.total()
