@@ -135,3 +135,15 @@ def test_word_times_from_token_frames():
     frames = [2, 3, 5, 9, 10]  # the space at frame 5
     assert word_times(tokens, frames, tok, frame_seconds=0.03) == [
         {"word": "hi", "start": 0.06, "end": 0.12}, {"word": "yo", "start": 0.27, "end": 0.33}]
+
+
+def test_wider_beam_never_loses_the_best_prefix_and_nbest_is_distinct():
+    """Beam 50 keeps everything beam 10 keeps on these inputs; n-best prefixes are unique
+    (a hash collision would merge two different prefixes and break both)."""
+    lp = _peaked(64, 120, 29, seed=7)
+    lengths = torch.randint(40, 121, (64,), generator=torch.Generator().manual_seed(7))
+    narrow = beam_search_nbest(lp, lengths, beam_size=10)
+    wide = beam_search_nbest(lp, lengths, beam_size=50)
+    for n, w in zip(narrow, wide, strict=True):
+        assert w[0][1] >= n[0][1] - 1e-4
+        assert len({tuple(tokens) for tokens, _ in w}) == len(w)

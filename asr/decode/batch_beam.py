@@ -30,23 +30,28 @@ from asr.decode.greedy import BLANK
 NEG_INF = float("-inf")
 
 
-HASH_BASE = 1024  # > any vocabulary size used here (characters, 500 word pieces)
-HASH_MOD = (2**63 - 1) // HASH_BASE  # keeps h * HASH_BASE + token + 1 inside int64
-MAX_ROWS = 512  # utterances searched together: row * HASH_MOD + hash stays inside int64
+# Prefix hashes: two independent 31-bit polynomial hashes (mod primes), packed into one
+# int64, so a collision between two different token sequences has odds near 2^-62.
+# (A single hash with a power-of-two base collided in practice on repetitive digit strings.)
+P1, A1 = 2_147_483_647, 1_103_515_245
+P2, A2 = 2_147_483_629, 2_042_371_387
+HALF = 2**31
+ROW_SALT = 6_700_417 * 1_000_003  # separates the rows of a batch in one sorted table
+MAX_ROWS = 512  # utterances searched together: hash + row * ROW_SALT stays inside int64
 
 
 def hash_extend(h: torch.Tensor, token: torch.Tensor) -> torch.Tensor:
-    """Hash of a token sequence extended by `token`: h' = (h * base + token + 1) mod m.
-
-    Exact (injective) up to 5 tokens, a collision risk near 2^-53 per pair beyond."""
-    return (h * HASH_BASE + token + 1) % HASH_MOD
+    """Hash of a token sequence extended by `token` (h = 0: the empty sequence)."""
+    high = (h // HALF * A1 + token + 1) % P1
+    low = (h % HALF * A2 + token + 1) % P2
+    return high * HALF + low
 
 
 def hash_tokens(tokens: list[int]) -> int:
-    h = 0
+    high = low = 0
     for token in tokens:
-        h = (h * HASH_BASE + token + 1) % HASH_MOD
-    return h
+        high, low = (high * A1 + token + 1) % P1, (low * A2 + token + 1) % P2
+    return high * HALF + low
 
 
 @dataclass
@@ -257,8 +262,8 @@ class BeamSearchDecoder:
             leaves = beams.in_lexicon[..., None] & ~grown_in_lex & ~is_sep  # (B, K, k)
             ext_fusion = ext_fusion + torch.where(is_sep, gain[..., None], leaves * self.oov_penalty)
         # an extension equal to a prefix already in the beam (A + c == B) merges into B's stay
-        # (one flat sorted table for the batch: row r's hashes are offset by r * HASH_MOD)
-        row_offset = torch.arange(B, device=tok.device)[:, None] * HASH_MOD  # (B, 1)
+        # (one flat sorted table for the batch: row r's hashes are offset by r * ROW_SALT)
+        row_offset = torch.arange(B, device=tok.device)[:, None] * ROW_SALT  # (B, 1)
         ext_key = (hash_extend(beams.prefix[..., None], tok).reshape(B, K * k) + row_offset)
         stay_sorted, stay_order = (beams.prefix + row_offset).flatten().sort()  # (B*K,)
         pos = torch.searchsorted(stay_sorted, ext_key.flatten()).clamp_max(B * K - 1)
