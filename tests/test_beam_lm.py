@@ -82,7 +82,8 @@ def test_fused_scores_are_ctc_plus_weighted_lm(lm):
     lp = _spell(_words("a r") + [{"e": 0.5, "a": 0.3, "o": 0.19}] + _words("d h") +
                 [{"a": 0.6, "u": 0.39}] + _words("t"))
     decoder = BeamSearchDecoder(beam_size=16, top_k=28, token_min_logp=-1e9, blank_skip=None,
-                                lm=lm, tokenizer=TOK, alpha=alpha, beta=beta, oov_penalty=oov)
+                                preselect=None, lm=lm, tokenizer=TOK, alpha=alpha, beta=beta,
+                                oov_penalty=oov)
     nbest = decoder.nbest(lp, torch.tensor([lp.shape[1]]))[0]
     assert _text(nbest[0][0]) == "a red hat"
     for ids, score in nbest[:6]:
@@ -133,7 +134,8 @@ def test_exhaustive_small_problem_finds_the_best_fused_hypothesis(lm):
     lp = lp.log_softmax(-1)
     alpha, beta = 0.6, 0.3
     decoder = BeamSearchDecoder(beam_size=64, top_k=28, token_min_logp=-1e9, blank_skip=None,
-                                lm=lm, tokenizer=TOK, alpha=alpha, beta=beta, oov_penalty=-2.0)
+                                preselect=None, lm=lm, tokenizer=TOK, alpha=alpha, beta=beta,
+                                oov_penalty=-2.0)
     (best_ids, best_score), *_ = decoder.nbest(lp, torch.tensor([3]))[0]
     candidates = {()}
     for n in range(1, 4):

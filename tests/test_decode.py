@@ -15,7 +15,7 @@ def beam_search_nbest(log_probs, lengths, **opts):
 def prefix_beam_search(log_probs, lengths, **opts):
     return BeamSearchDecoder(**opts)(log_probs, lengths)
 
-EXACT = dict(top_k=100, token_min_logp=float("-inf"), blank_skip=None)  # no pruning
+EXACT = dict(top_k=100, token_min_logp=float("-inf"), blank_skip=None, preselect=None)  # no pruning
 
 
 def _path_log_probs(path: list[int], V: int, p: float = 0.7) -> torch.Tensor:

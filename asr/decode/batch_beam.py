@@ -179,12 +179,13 @@ class BeamSearchDecoder:
 
     def __init__(self, beam_size: int = 10, top_k: int = 10, token_min_logp: float = -10.0,
                  blank_skip: float | None = 0.999, lm=None, tokenizer=None, alpha: float = 0.5,
-                 beta: float = 1.0, oov_penalty: float = -5.0, separator: str = " "):
+                 beta: float = 1.0, oov_penalty: float = -5.0, separator: str = " ",
+                 preselect: int | None = 2):
         if beam_size < 1 or top_k < 1:
             raise ValueError(f"beam_size and top_k must be >= 1, got {beam_size} and {top_k}")
         if lm is not None and tokenizer is None:
             raise ValueError("an LM needs the tokenizer that spells its words")
-        self.beam_size, self.top_k = beam_size, top_k
+        self.beam_size, self.top_k, self.preselect = beam_size, top_k, preselect
         self.token_min_logp, self.blank_skip = token_min_logp, blank_skip
         self.lm, self.alpha, self.beta, self.oov_penalty = lm, alpha, beta, oov_penalty
         self.lexicon = WordLexicon(lm, tokenizer) if lm is not None else None
@@ -251,44 +252,52 @@ class BeamSearchDecoder:
         tok = cand_tok[:, None, :].expand(B, K, k)  # (B, K, k)
         ext_pnb = torch.where(tok == beams.last[..., None], beams.pb[..., None],
                               acoustic[..., None]) + cand_lp[:, None, :]
-        ext_fusion = beams.fusion[..., None]  # (B, K, 1)
-        if self.lm is not None:
-            is_sep = tok == self.separator
-            if separator_possible:
-                gain, sep_context = self._word_end(beams)  # (B, K), (B, K, n-1)
-            else:
-                gain, sep_context = beams.fusion.new_zeros(B, K), beams.context
-            grown_in_lex = self.lexicon.is_prefix(hash_extend(beams.word[..., None], tok))
-            leaves = beams.in_lexicon[..., None] & ~grown_in_lex & ~is_sep  # (B, K, k)
-            ext_fusion = ext_fusion + torch.where(is_sep, gain[..., None], leaves * self.oov_penalty)
+        ext_score = ext_pnb + beams.fusion[..., None]
+        is_sep = tok == self.separator
+        if self.lm is not None and separator_possible:
+            gain, sep_context = self._word_end(beams)  # (B, K), (B, K, n-1)
+            ext_score = ext_score + torch.where(is_sep, gain[..., None], 0.0)
+        ext_score, ext_pnb = ext_score.reshape(B, K * k), ext_pnb.reshape(B, K * k)
+        # only the best `preselect * K` extensions go on to the costlier checks below
+        if self.preselect and self.preselect * K < K * k:
+            ext_score, chosen = ext_score.topk(self.preselect * K, dim=1)  # (B, M)
+            ext_pnb = ext_pnb.gather(1, chosen)
+        else:
+            chosen = torch.arange(K * k, device=tok.device).expand(B, K * k)
+        ext_parent, ext_tok = chosen // k, cand_tok.gather(1, chosen % k)  # (B, M)
+        parent_state = beams.take(ext_parent)
+        if self.lm is not None:  # a partial word that leaves the lexicon pays the OOV penalty
+            sep = ext_tok == self.separator
+            grown_in_lex = self.lexicon.is_prefix(hash_extend(parent_state.word, ext_tok))
+            leaves = parent_state.in_lexicon & ~grown_in_lex & ~sep
+            ext_score = ext_score + leaves * self.oov_penalty
         # an extension equal to a prefix already in the beam (A + c == B) merges into B's stay
         # (one flat sorted table for the batch: row r's hashes are offset by r * ROW_SALT)
+        M = ext_tok.shape[1]
         row_offset = torch.arange(B, device=tok.device)[:, None] * ROW_SALT  # (B, 1)
-        ext_key = (hash_extend(beams.prefix[..., None], tok).reshape(B, K * k) + row_offset)
+        ext_prefix = hash_extend(parent_state.prefix, ext_tok)  # (B, M)
         stay_sorted, stay_order = (beams.prefix + row_offset).flatten().sort()  # (B*K,)
-        pos = torch.searchsorted(stay_sorted, ext_key.flatten()).clamp_max(B * K - 1)
-        match = (stay_sorted[pos] == ext_key.flatten()).view(B, K * k)
-        target = torch.where(match, stay_order[pos].view(B, K * k) % K, K)  # column K: no match
-        ext_pnb = ext_pnb.reshape(B, K * k)
+        pos = torch.searchsorted(stay_sorted, (ext_prefix + row_offset).flatten()).clamp_max(B * K - 1)
+        match = (stay_sorted[pos] == (ext_prefix + row_offset).flatten()).view(B, M)
+        target = torch.where(match, stay_order[pos].view(B, M) % K, K)  # column K: no match
         merged = torch.full((B, K + 1), NEG_INF, device=tok.device)
         merged.scatter_(1, target, torch.where(match, ext_pnb, NEG_INF))  # one ext per stay
         stay_pnb = torch.logaddexp(stay_pnb, merged[:, :K])
-        ext_score = (ext_pnb + ext_fusion.expand(B, K, k).reshape(B, K * k)).masked_fill(match,
-                                                                                         NEG_INF)
-        score = torch.cat([torch.logaddexp(stay_pb, stay_pnb) + beams.fusion, ext_score], dim=1)
-        best = score.topk(K, dim=1).indices  # (B, K) over K stays, then K*k extensions
+        score = torch.cat([torch.logaddexp(stay_pb, stay_pnb) + beams.fusion,
+                           ext_score.masked_fill(match, NEG_INF)], dim=1)
+        best = score.topk(K, dim=1).indices  # (B, K) over K stays, then M extensions
 
         is_ext = best >= K
-        parent = torch.where(is_ext, (best - K) // k, best)  # (B, K)
-        token = torch.where(is_ext, cand_tok.gather(1, (best - K).clamp_min(0) % k), -1)
+        ext_index = (best - K).clamp_min(0)
+        parent = torch.where(is_ext, ext_parent.gather(1, ext_index), best)  # (B, K)
+        token = torch.where(is_ext, ext_tok.gather(1, ext_index), -1)
         old = beams.take(parent)
         pb = torch.where(is_ext, NEG_INF, stay_pb.gather(1, parent))
-        pnb = torch.where(is_ext, ext_pnb.gather(1, (best - K).clamp_min(0)),
-                          stay_pnb.gather(1, parent))
+        pnb = torch.where(is_ext, ext_pnb.gather(1, ext_index), stay_pnb.gather(1, parent))
         new_score = score.gather(1, best)
         fusion = new_score - torch.logaddexp(pb, pnb)
         fusion = torch.where(torch.isfinite(fusion), fusion, old.fusion)
-        prefix = torch.where(is_ext, hash_extend(old.prefix, token.clamp_min(0)), old.prefix)
+        prefix = torch.where(is_ext, ext_prefix.gather(1, ext_index), old.prefix)
         # slots left empty (-inf) get distinct negative hashes, never equal to a real prefix
         empty = torch.isinf(new_score)
         prefix = torch.where(empty, -1 - torch.arange(K, device=tok.device), prefix)
@@ -301,8 +310,9 @@ class BeamSearchDecoder:
             new.word = torch.where(sep, 0, torch.where(grown, hash_extend(old.word, token), old.word))
             new.in_lexicon = torch.where(sep, True, torch.where(
                 grown, old.in_lexicon & self.lexicon.is_prefix(new.word), old.in_lexicon))
-            new.context = torch.where(sep[..., None], sep_context.gather(
-                1, parent[..., None].expand_as(old.context)), old.context)
+            if separator_possible:
+                new.context = torch.where(sep[..., None], sep_context.gather(
+                    1, parent[..., None].expand_as(old.context)), old.context)
         return new, parent, token
 
     @torch.inference_mode()
