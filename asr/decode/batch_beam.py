@@ -65,7 +65,9 @@ class Beams:
     last: torch.Tensor  # int64 last token, -1 for the empty prefix
     word: torch.Tensor  # int64 hash of the partial word (0: none)
     in_lexicon: torch.Tensor  # bool: the partial word is a prefix of some LM word
+    end_gain: torch.Tensor  # float: fusion gain of ending the partial word here (0: none)
     context: torch.Tensor  # int64 (B, K, order - 1) LM word ids, oldest first
+    end_context: torch.Tensor  # int64 (B, K, order - 1) the context once the word ends
 
     def total(self) -> torch.Tensor:
         return torch.logaddexp(self.pb, self.pnb) + self.fusion  # (B, K)
@@ -73,9 +75,9 @@ class Beams:
     def take(self, index: torch.Tensor) -> Beams:
         """Gather hypotheses along dim 1 with `index` (B, K')."""
         ctx = index.unsqueeze(-1).expand(-1, -1, self.context.shape[-1])
-        return Beams(*(f.gather(1, index) for f in (self.pb, self.pnb, self.fusion, self.prefix,
-                                                     self.last, self.word, self.in_lexicon)),
-                     self.context.gather(1, ctx))
+        flat = (f.gather(1, index) for f in (self.pb, self.pnb, self.fusion, self.prefix,
+                                              self.last, self.word, self.in_lexicon, self.end_gain))
+        return Beams(*flat, self.context.gather(1, ctx), self.end_context.gather(1, ctx))
 
 
 class WordLexicon:
@@ -222,22 +224,22 @@ class BeamSearchDecoder:
                      prefix=-torch.arange(K, **long).expand(B, K).contiguous(),  # distinct dummies
                      last=torch.full((B, K), -1, **long), word=torch.zeros(B, K, **long),
                      in_lexicon=torch.ones(B, K, dtype=torch.bool, device=device),
-                     context=context)
+                     end_gain=torch.zeros_like(pb), context=context, end_context=context)
 
-    def _word_end(self, beams: Beams) -> tuple[torch.Tensor, torch.Tensor]:
-        """Fusion gain (B, K) and new LM context of ending each prefix's partial word."""
-        ends = beams.word != 0  # (B, K)
-        word_id = self.lexicon.word_ids(beams.word)  # (B, K)
-        gain = torch.where(ends, self.alpha * self.lm.log_prob(beams.context, word_id) + self.beta,
-                           0.0)
-        context = torch.where(ends[..., None], self.lm.advance(beams.context, word_id),
-                              beams.context)
-        return gain, context
+    def _set_word_end(self, beams: Beams, changed: torch.Tensor) -> None:
+        """Recompute end_gain/end_context (LM queries) for the hypotheses whose partial word
+        `changed` (B, K) on this frame; the others keep theirs."""
+        index = changed.nonzero(as_tuple=True)
+        word, context = beams.word[index], beams.context[index]  # (N,), (N, n-1)
+        word_id = self.lexicon.word_ids(word)
+        gain = self.alpha * self.lm.log_prob(context, word_id) + self.beta
+        beams.end_gain[index] = torch.where(word != 0, gain, 0.0)
+        beams.end_context[index] = torch.where((word != 0)[:, None],
+                                               self.lm.advance(context, word_id), context)
 
     def _step(self, beams: Beams, blank_lp: torch.Tensor, frame_lp: torch.Tensor,
-              cand_tok: torch.Tensor, cand_lp: torch.Tensor, separator_possible: bool = True):
-        """One frame: blank (B,), all log-probs (B, V), candidates (B, k) tokens and log-probs;
-        `separator_possible` False when no candidate is the word separator (no LM query).
+              cand_tok: torch.Tensor, cand_lp: torch.Tensor):
+        """One frame: blank (B,), all log-probs (B, V), candidates (B, k) tokens and log-probs.
 
         Returns the new beams and, per new hypothesis, its parent slot and the token it
         emitted on this frame (-1: none)."""
@@ -254,9 +256,8 @@ class BeamSearchDecoder:
                               acoustic[..., None]) + cand_lp[:, None, :]
         ext_score = ext_pnb + beams.fusion[..., None]
         is_sep = tok == self.separator
-        if self.lm is not None and separator_possible:
-            gain, sep_context = self._word_end(beams)  # (B, K), (B, K, n-1)
-            ext_score = ext_score + torch.where(is_sep, gain[..., None], 0.0)
+        if self.lm is not None:
+            ext_score = ext_score + torch.where(is_sep, beams.end_gain[..., None], 0.0)
         ext_score, ext_pnb = ext_score.reshape(B, K * k), ext_pnb.reshape(B, K * k)
         # only the best `preselect * K` extensions go on to the costlier checks below
         if self.preselect and self.preselect * K < K * k:
@@ -303,16 +304,16 @@ class BeamSearchDecoder:
         prefix = torch.where(empty, -1 - torch.arange(K, device=tok.device), prefix)
         new = Beams(pb=pb, pnb=pnb, fusion=fusion, prefix=prefix,
                     last=torch.where(is_ext, token, old.last), word=old.word,
-                    in_lexicon=old.in_lexicon, context=old.context)
+                    in_lexicon=old.in_lexicon, end_gain=old.end_gain, context=old.context,
+                    end_context=old.end_context)
         if self.lm is not None:
             sep = is_ext & (token == self.separator)
             grown = is_ext & ~sep
             new.word = torch.where(sep, 0, torch.where(grown, hash_extend(old.word, token), old.word))
             new.in_lexicon = torch.where(sep, True, torch.where(
                 grown, old.in_lexicon & self.lexicon.is_prefix(new.word), old.in_lexicon))
-            if separator_possible:
-                new.context = torch.where(sep[..., None], sep_context.gather(
-                    1, parent[..., None].expand_as(old.context)), old.context)
+            new.context = torch.where(sep[..., None], old.end_context, old.context)
+            self._set_word_end(new, is_ext)
         return new, parent, token
 
     @torch.inference_mode()
@@ -338,21 +339,18 @@ class BeamSearchDecoder:
         # per frame, only as many candidates as some utterance has (one host sync per batch)
         live = torch.isfinite(cand_lp)  # (B, T, k)
         widths = live.sum(-1).amax(0).clamp_min(1).tolist()  # (T,)
-        separator = ((cand_tok == self.separator) & live).any(-1).any(0).tolist()  # (T,)
         beams = self._initial(B, device)
         parents, emitted = [], []
         for t in range(T):
             width = widths[t]
             beams, parent, token = self._step(beams, blank_lp[:, t], frame_lp[:, t],
-                                              cand_tok[:, t, :width], cand_lp[:, t, :width],
-                                              separator[t])
+                                              cand_tok[:, t, :width], cand_lp[:, t, :width])
             parents.append(parent)
             emitted.append(token)
         final = beams.total()
         if self.lm is not None:
-            gain, context = self._word_end(beams)
             eos = torch.full_like(beams.word, self.lm.eos_id)
-            final = final + gain + self.alpha * self.lm.log_prob(context, eos)
+            final = final + beams.end_gain + self.alpha * self.lm.log_prob(beams.end_context, eos)
         scores, order = final.topk(min(n, self.beam_size), dim=1)  # (B, n)
         return self._backtrack(order, scores, parents, emitted, start_frame)
 
