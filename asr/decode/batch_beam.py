@@ -16,7 +16,8 @@ the label sequence.
 
 Pruning: per frame only the `top_k` best non-blank tokens with log-prob >= `token_min_logp`
 extend a prefix; runs of frames with P(blank) > `blank_skip` collapse into one frame
-(blank only), which is exact up to the dropped non-blank mass.
+(blank only), which is exact up to the dropped non-blank mass; only the `preselect * beam`
+best extensions go on to the lexicon and merge checks (None: all of them, exact search).
 """
 
 from __future__ import annotations
@@ -146,29 +147,6 @@ def collapse_blank_runs(log_probs: torch.Tensor, lengths: torch.Tensor, blank_sk
     start_frame = torch.zeros(B, T2 + 1, dtype=torch.long, device=log_probs.device)
     start_frame.scatter_(1, target, frames.expand(B, T).contiguous())  # one kept frame per slot
     return out[:, :T2], new_lengths.cpu(), start_frame[:, :T2]
-
-
-def _merge_duplicates(prefix: torch.Tensor, pb: torch.Tensor, pnb: torch.Tensor):
-    """Sum the scores of candidates with the same prefix hash, per row.
-
-    Returns (first, pb, pnb): `first` (B, N) marks one representative candidate per prefix;
-    its pb/pnb hold the group's log-sum-exp, the other candidates' are -inf."""
-    B, N = prefix.shape
-    sorted_hash, order = prefix.sort(dim=1)  # (B, N)
-    first_sorted = torch.ones_like(sorted_hash, dtype=torch.bool)
-    first_sorted[:, 1:] = sorted_hash[:, 1:] != sorted_hash[:, :-1]
-    group_sorted = first_sorted.long().cumsum(1) - 1  # (B, N) group of each sorted candidate
-    group = torch.empty_like(group_sorted).scatter_(1, order, group_sorted)  # back to input order
-    first = torch.zeros_like(first_sorted).scatter_(1, order, first_sorted)
-
-    def group_logsumexp(x: torch.Tensor) -> torch.Tensor:
-        peak = torch.full_like(x, NEG_INF).scatter_reduce(1, group, x, "amax")  # (B, N) per group
-        safe = torch.where(torch.isinf(peak), 0.0, peak)
-        total = torch.zeros_like(x).scatter_add(1, group, torch.exp(x - safe.gather(1, group)))
-        return (torch.log(total) + safe).gather(1, group)  # (B, N) group value per candidate
-
-    return first, group_logsumexp(pb).masked_fill(~first, NEG_INF), \
-        group_logsumexp(pnb).masked_fill(~first, NEG_INF)
 
 
 class BeamSearchDecoder:
