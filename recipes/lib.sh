@@ -20,7 +20,7 @@ done
 
 log() { echo "$(date '+%F %T') ($(basename "$(pwd)")) $*" >&2; }
 
-# run_stage N MARKER FUNCTION: run FUNCTION as stage N unless MARKER exists
+# run_stage N MARKER FUNCTION [ARGS...]: run FUNCTION ARGS as stage N unless MARKER exists
 # (MARKER "-": always run, for steps that check their own parameters).
 run_stage() {
   local n=$1 marker=$2 fn=$3
@@ -30,7 +30,7 @@ run_stage() {
   fi
   log "stage $n ($fn): start"
   local started=$SECONDS
-  "$fn"
+  "$fn" "${@:4}"
   if [ "$marker" != - ]; then mkdir -p "$(dirname "$marker")" && touch "$marker"; fi
   log "stage $n ($fn): finished in $((SECONDS - started)) s"
 }
