@@ -75,7 +75,7 @@ def compute_log_probs(model: CTCModel, dataset: SpeechDataset,
 
 
 def decode_log_probs(log_probs: dict[str, torch.Tensor], decoder: Decoder,
-                     tokenizer: CharTokenizer, batch_size: int = 64,
+                     tokenizer: CharTokenizer, batch_size: int = 256,
                      device: str | torch.device = "cpu") -> dict[str, str]:
     """Decode stored log-probs in batches of similar length; returns {id: text}."""
     ids = sorted(log_probs, key=lambda i: len(log_probs[i]))

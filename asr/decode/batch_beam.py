@@ -244,17 +244,17 @@ class BeamSearchDecoder:
         else:
             chosen = torch.arange(K * k, device=tok.device).expand(B, K * k)
         ext_parent, ext_tok = chosen // k, cand_tok.gather(1, chosen % k)  # (B, M)
-        parent_state = beams.take(ext_parent)
         if self.lm is not None:  # a partial word that leaves the lexicon pays the OOV penalty
-            sep = ext_tok == self.separator
-            grown_in_lex = self.lexicon.is_prefix(hash_extend(parent_state.word, ext_tok))
-            leaves = parent_state.in_lexicon & ~grown_in_lex & ~sep
-            ext_score = ext_score + leaves * self.oov_penalty
+            ext_sep = ext_tok == self.separator
+            ext_word = torch.where(ext_sep, 0, hash_extend(beams.word.gather(1, ext_parent), ext_tok))
+            parent_in_lex = beams.in_lexicon.gather(1, ext_parent)
+            ext_in_lex = ext_sep | (parent_in_lex & self.lexicon.is_prefix(ext_word))
+            ext_score = ext_score + (parent_in_lex & ~ext_in_lex) * self.oov_penalty
         # an extension equal to a prefix already in the beam (A + c == B) merges into B's stay
         # (one flat sorted table for the batch: row r's hashes are offset by r * ROW_SALT)
         M = ext_tok.shape[1]
         row_offset = torch.arange(B, device=tok.device)[:, None] * ROW_SALT  # (B, 1)
-        ext_prefix = hash_extend(parent_state.prefix, ext_tok)  # (B, M)
+        ext_prefix = hash_extend(beams.prefix.gather(1, ext_parent), ext_tok)  # (B, M)
         stay_sorted, stay_order = (beams.prefix + row_offset).flatten().sort()  # (B*K,)
         pos = torch.searchsorted(stay_sorted, (ext_prefix + row_offset).flatten()).clamp_max(B * K - 1)
         match = (stay_sorted[pos] == (ext_prefix + row_offset).flatten()).view(B, M)
@@ -285,11 +285,9 @@ class BeamSearchDecoder:
                     in_lexicon=old.in_lexicon, end_gain=old.end_gain, context=old.context,
                     end_context=old.end_context)
         if self.lm is not None:
+            new.word = torch.where(is_ext, ext_word.gather(1, ext_index), old.word)
+            new.in_lexicon = torch.where(is_ext, ext_in_lex.gather(1, ext_index), old.in_lexicon)
             sep = is_ext & (token == self.separator)
-            grown = is_ext & ~sep
-            new.word = torch.where(sep, 0, torch.where(grown, hash_extend(old.word, token), old.word))
-            new.in_lexicon = torch.where(sep, True, torch.where(
-                grown, old.in_lexicon & self.lexicon.is_prefix(new.word), old.in_lexicon))
             new.context = torch.where(sep[..., None], old.end_context, old.context)
             self._set_word_end(new, is_ext)
         return new, parent, token
