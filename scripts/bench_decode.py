@@ -255,7 +255,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="time each decoder this many times over all utterances, keep the fastest "
                         "(default 1; more on a busy machine)")
     p.add_argument("--batch-size", type=int, default=256,
-                   help="utterances per batch on the CPU (greedy, ours, flashlight; default 64)")
+                   help="utterances per batch on the CPU (greedy, ours, flashlight; default 256)")
     p.add_argument("--gpu-batch-size", type=int, default=512,
                    help="utterances per batch for ours on the GPU (default 512)")
     args = p.parse_args(argv)
