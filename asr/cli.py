@@ -293,9 +293,9 @@ def _run_tune_lm(args) -> int:
     model, tokenizer = load_model(args.model, pick_device(args.device))
     dataset = SpeechDataset(read_manifest(args.manifest), tokenizer, model.config.sample_rate,
                             args.manifest)
-    log_probs = compute_log_probs(model, dataset)
-    refs = {e["id"]: e["text"] for e in dataset.entries}
     decoder = make_decoder(args.decoder, tokenizer, beam_size=args.beam_size, lm_path=args.lm)
+    log_probs = compute_log_probs(model, dataset)  # the acoustic model runs once
+    refs = {e["id"]: e["text"] for e in dataset.entries}
 
     def decoder_for(alpha: float, beta: float):
         if args.decoder == "beam":  # the LM tables are loaded once

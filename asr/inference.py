@@ -22,6 +22,30 @@ def pick_device(name: str) -> torch.device:
     return device
 
 
+def _model_outputs(model: CTCModel, dataset: SpeechDataset, max_batch_seconds: float,
+                   num_workers: int = 0, desc: str = "decode"):
+    """Run the model (eval mode) over `dataset` in length-bucketed batches; yields
+    (ids, log-probs (B, T, V) float32 on the model's device, frames (B,)). Unreadable files
+    are logged and left out."""
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    budget = max(max_batch_seconds, max(dataset.durations, default=0))
+    sampler = BucketBatchSampler(dataset.durations, budget, shuffle=False)
+    loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate,
+                        num_workers=num_workers, pin_memory=device.type == "cuda")
+    try:
+        for batch in tqdm(loader, desc=desc, leave=False, disable=None):
+            if not report_failures(batch):
+                continue
+            with torch.autocast(device.type, dtype=torch.float16, enabled=device.type == "cuda"):
+                # lengths stay on the CPU: the fused RNN reads them there without a device sync
+                log_probs, frames = model(batch["waves"].to(device), batch["wave_lens"])
+            yield batch["ids"], log_probs.float(), frames
+    finally:
+        model.train(was_training)
+
+
 @torch.inference_mode()
 def decode_dataset(model: CTCModel, tokenizer: CharTokenizer, dataset: SpeechDataset,
                    decoder: Decoder, max_batch_seconds: float = 300.0,
@@ -30,23 +54,10 @@ def decode_dataset(model: CTCModel, tokenizer: CharTokenizer, dataset: SpeechDat
 
     Unreadable files are logged and left out: scoring counts them as deletions.
     """
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    budget = max(max_batch_seconds, max(dataset.durations, default=0))
-    sampler = BucketBatchSampler(dataset.durations, budget, shuffle=False)
-    loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate,
-                        num_workers=num_workers, pin_memory=device.type == "cuda")
     texts = {}
-    for batch in tqdm(loader, desc="decode", leave=False, disable=None):
-        if not report_failures(batch):
-            continue
-        with torch.autocast(device.type, dtype=torch.float16, enabled=device.type == "cuda"):
-            # lengths stay on the CPU: the fused RNN reads them there without a device sync
-            log_probs, frames = model(batch["waves"].to(device), batch["wave_lens"])
-        for utt_id, ids in zip(batch["ids"], decoder(log_probs.float(), frames)):
-            texts[utt_id] = tokenizer.decode(ids)
-    model.train(was_training)
+    for ids, log_probs, frames in _model_outputs(model, dataset, max_batch_seconds, num_workers):
+        for utt_id, tokens in zip(ids, decoder(log_probs, frames)):
+            texts[utt_id] = tokenizer.decode(tokens)
     return {e["id"]: texts[e["id"]] for e in dataset.entries if e["id"] in texts}
 
 
@@ -55,22 +66,11 @@ def compute_log_probs(model: CTCModel, dataset: SpeechDataset,
                       max_batch_seconds: float = 300.0) -> dict[str, torch.Tensor]:
     """{id: log-probs (T, V) float32 on the CPU} for every readable utterance: run the
     acoustic model once, then decode as often as needed (LM tuning, benchmarks)."""
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    budget = max(max_batch_seconds, max(dataset.durations, default=0))
-    loader = DataLoader(dataset, collate_fn=collate,
-                        batch_sampler=BucketBatchSampler(dataset.durations, budget, shuffle=False))
     out = {}
-    for batch in tqdm(loader, desc="log-probs", leave=False, disable=None):
-        if not report_failures(batch):
-            continue
-        with torch.autocast(device.type, dtype=torch.float16, enabled=device.type == "cuda"):
-            log_probs, frames = model(batch["waves"].to(device), batch["wave_lens"])
-        log_probs = log_probs.float().cpu()  # (B, T, V)
-        for utt_id, lp, n in zip(batch["ids"], log_probs, frames.tolist()):
+    for ids, log_probs, frames in _model_outputs(model, dataset, max_batch_seconds,
+                                                 desc="log-probs"):
+        for utt_id, lp, n in zip(ids, log_probs.cpu(), frames.tolist()):
             out[utt_id] = lp[:n].clone()
-    model.train(was_training)
     return out
 
 

@@ -71,6 +71,9 @@ class NgramLM:
         """Read an ARPA file, or its cache `PATH.pt` if that was made from the file as it is now
         (same size and mtime); a fresh read rewrites the cache."""
         path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: LM not found; build one with `asr lm build TEXT "
+                                    f"--out {path}`, or decode without --lm")
         cache_path = path.with_name(path.name + ".pt")
         stamp = [path.stat().st_size, path.stat().st_mtime_ns]
         if cache and cache_path.exists():
