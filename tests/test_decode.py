@@ -15,6 +15,7 @@ def beam_search_nbest(log_probs, lengths, **opts):
 def prefix_beam_search(log_probs, lengths, **opts):
     return BeamSearchDecoder(**opts)(log_probs, lengths)
 
+ENGINES = ["torch", "native"]  # the tensor engine (GPU and CPU) and the compiled CPU engine
 EXACT = dict(top_k=100, token_min_logp=float("-inf"), blank_skip=None, preselect=None)  # no pruning
 
 
@@ -62,46 +63,52 @@ def test_greedy_ignores_padding_frames():
     ]
 
 
-def test_beam_1_matches_greedy_on_peaked():
+@pytest.mark.parametrize("engine", ENGINES)
+def test_beam_1_matches_greedy_on_peaked(engine):
     lp = _peaked(8, 50, 6, seed=0)
     lengths = torch.full((8,), 50)
-    assert prefix_beam_search(lp, lengths, beam_size=1) == greedy_decode(lp, lengths)
+    assert prefix_beam_search(lp, lengths, beam_size=1, engine=engine) == greedy_decode(lp, lengths)
 
 
-def test_beam_beats_greedy_on_textbook_case():
+@pytest.mark.parametrize("engine", ENGINES)
+def test_beam_beats_greedy_on_textbook_case(engine):
     # P("") = 0.36 is the single best path, but P("a") = 0.64 over three alignments.
     lp = torch.tensor([[[0.6, 0.4], [0.6, 0.4]]]).log()
     assert greedy_decode(lp, torch.tensor([2])) == [[]]
-    assert prefix_beam_search(lp, torch.tensor([2])) == [[1]]
+    assert prefix_beam_search(lp, torch.tensor([2]), engine=engine) == [[1]]
 
 
-def test_beam_finds_exact_best_prefix():
+@pytest.mark.parametrize("engine", ENGINES)
+def test_beam_finds_exact_best_prefix(engine):
     greedy_wrong = 0
     for seed in range(6):
         g = torch.Generator().manual_seed(seed)
         lp = (torch.randn(1, 6, 3, generator=g)).log_softmax(-1)
         exact = _brute_force(lp[0].exp())
         best = max(exact, key=exact.get)
-        (tokens, score), *_ = beam_search_nbest(lp, torch.tensor([6]), beam_size=64, **EXACT)[0]
+        (tokens, score), *_ = beam_search_nbest(lp, torch.tensor([6]), beam_size=64, **EXACT,
+                                                engine=engine)[0]
         assert tuple(tokens) == best
         assert score == pytest.approx(exact[best], abs=1e-4)
         greedy_wrong += greedy_decode(lp, torch.tensor([6]))[0] != list(best)
     assert greedy_wrong > 0  # the seeds include cases where the best path misleads
 
 
-def test_blank_skip_keeps_blank_between_repeats():
+@pytest.mark.parametrize("engine", ENGINES)
+def test_blank_skip_keeps_blank_between_repeats(engine):
     lp = torch.tensor([[[0.1, 0.9], [0.9999, 0.0001], [0.1, 0.9]]]).log()
-    (tokens, score), *_ = beam_search_nbest(lp, torch.tensor([3]), blank_skip=0.999)[0]
+    (tokens, score), *_ = beam_search_nbest(lp, torch.tensor([3]), blank_skip=0.999, engine=engine)[0]
     assert tokens == [1, 1]
     assert score == pytest.approx(math.log(0.9 * 0.9999 * 0.9), abs=1e-6)  # only "a _ a"
 
 
-def test_blank_skip_matches_no_skip():
+@pytest.mark.parametrize("engine", ENGINES)
+def test_blank_skip_matches_no_skip(engine):
     lp = _peaked(8, 120, 10, seed=1)
     lengths = torch.tensor([120, 120, 100, 90, 80, 70, 60, 50])
     assert (lp[..., 0] > math.log(0.999)).sum() > 100  # skipping really happens
-    skip = beam_search_nbest(lp, lengths, blank_skip=0.999)
-    full = beam_search_nbest(lp, lengths, blank_skip=None)
+    skip = beam_search_nbest(lp, lengths, blank_skip=0.999, engine=engine)
+    full = beam_search_nbest(lp, lengths, blank_skip=None, engine=engine)
     for a, b in zip(skip, full, strict=True):
         assert a[0][0] == b[0][0]
         assert a[0][1] == pytest.approx(b[0][1], abs=1e-2)
@@ -137,13 +144,38 @@ def test_word_times_from_token_frames():
         {"word": "hi", "start": 0.06, "end": 0.12}, {"word": "yo", "start": 0.27, "end": 0.33}]
 
 
-def test_wider_beam_never_loses_the_best_prefix_and_nbest_is_distinct():
+@pytest.mark.parametrize("engine", ENGINES)
+def test_wider_beam_never_loses_the_best_prefix_and_nbest_is_distinct(engine):
     """Beam 50 keeps everything beam 10 keeps on these inputs; n-best prefixes are unique
     (a hash collision would merge two different prefixes and break both)."""
     lp = _peaked(64, 120, 29, seed=7)
     lengths = torch.randint(40, 121, (64,), generator=torch.Generator().manual_seed(7))
-    narrow = beam_search_nbest(lp, lengths, beam_size=10)
-    wide = beam_search_nbest(lp, lengths, beam_size=50)
+    narrow = beam_search_nbest(lp, lengths, beam_size=10, engine=engine)
+    wide = beam_search_nbest(lp, lengths, beam_size=50, engine=engine)
     for n, w in zip(narrow, wide, strict=True):
         assert w[0][1] >= n[0][1] - 1e-4
         assert len({tuple(tokens) for tokens, _ in w}) == len(w)
+
+
+def test_compiled_engine_builds_into_the_cache_and_falls_back_without_a_compiler(tmp_path, monkeypatch):
+    from asr.decode import native
+
+    lp = _peaked(3, 40, 6, seed=4)
+    lengths = torch.tensor([40, 25, 10])
+    expected = prefix_beam_search(lp, lengths, engine="torch")
+    monkeypatch.setenv("ASR_CACHE", str(tmp_path / "built"))
+    native.load_engine.cache_clear()
+    try:
+        assert native.load_engine() is not None
+        assert len(list((tmp_path / "built").glob("beam_search-*.so"))) == 1
+        assert prefix_beam_search(lp, lengths, engine="native") == expected
+
+        monkeypatch.setenv("ASR_CACHE", str(tmp_path / "empty"))
+        monkeypatch.setenv("CXX", str(tmp_path / "no-such-compiler"))
+        native.load_engine.cache_clear()
+        assert native.load_engine() is None
+        assert prefix_beam_search(lp, lengths) == expected  # auto: the tensor engine
+        with pytest.raises(RuntimeError, match="could not be built"):
+            prefix_beam_search(lp, lengths, engine="native")
+    finally:
+        native.load_engine.cache_clear()

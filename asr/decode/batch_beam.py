@@ -27,8 +27,10 @@ from dataclasses import dataclass
 import torch
 
 from asr.decode.greedy import BLANK
+from asr.decode.native import NativeBeamSearch, load_engine
 
 NEG_INF = float("-inf")
+ENGINES = ("auto", "torch", "native")  # auto: the compiled engine on CPU when it builds
 
 
 # Prefix hashes: two independent 31-bit polynomial hashes (mod primes), packed into one
@@ -81,15 +83,23 @@ class Beams:
         return Beams(*flat, self.context.gather(1, ctx), self.end_context.gather(1, ctx))
 
 
+def spell_words(lm, tokenizer) -> dict[int, list[int]]:
+    """LM word id -> its tokens, for the LM's words the tokenizer spells one token per
+    character (special and unspellable words left out)."""
+    spellings = {}
+    for word_id, word in enumerate(lm.words):
+        tokens = tokenizer.encode(word) if word not in ("<s>", "</s>", "<unk>") else []
+        if tokens and len(tokens) == len(word):
+            spellings[word_id] = tokens
+    return spellings
+
+
 class WordLexicon:
     """The LM's words as tensors of hashes: whole words (-> LM id) and all word prefixes."""
 
-    def __init__(self, lm, tokenizer):
+    def __init__(self, spellings: dict[int, list[int]], unk_id: int):
         hashes, ids, prefixes = [], [], set()
-        for word_id, word in enumerate(lm.words):
-            tokens = tokenizer.encode(word) if word not in ("<s>", "</s>", "<unk>") else []
-            if not tokens or len(tokens) != len(word):  # special or unspellable words
-                continue
+        for word_id, tokens in spellings.items():
             hashes.append(hash_tokens(tokens))
             ids.append(word_id)
             prefixes.update(hash_tokens(tokens[:n]) for n in range(1, len(tokens) + 1))
@@ -97,7 +107,7 @@ class WordLexicon:
         self.hashes = torch.tensor([hashes[i] for i in order], dtype=torch.long)  # (W,) sorted
         self.ids = torch.tensor([ids[i] for i in order], dtype=torch.long)  # (W,)
         self.prefixes = torch.tensor(sorted(prefixes), dtype=torch.long)  # (P,) sorted
-        self.unk_id = lm.unk_id
+        self.unk_id = unk_id
 
     def to(self, device) -> WordLexicon:
         for name in ("hashes", "ids", "prefixes"):
@@ -160,16 +170,38 @@ class BeamSearchDecoder:
     def __init__(self, beam_size: int = 10, top_k: int = 10, token_min_logp: float = -10.0,
                  blank_skip: float | None = 0.999, lm=None, tokenizer=None, alpha: float = 0.5,
                  beta: float = 1.0, oov_penalty: float = -5.0, separator: str = " ",
-                 preselect: int | None = 2):
+                 preselect: int | None = 2, engine: str = "auto"):
         if beam_size < 1 or top_k < 1:
             raise ValueError(f"beam_size and top_k must be >= 1, got {beam_size} and {top_k}")
         if lm is not None and tokenizer is None:
             raise ValueError("an LM needs the tokenizer that spells its words")
+        if engine not in ENGINES:
+            raise ValueError(f"unknown engine {engine!r}; choose from {ENGINES}")
         self.beam_size, self.top_k, self.preselect = beam_size, top_k, preselect
         self.token_min_logp, self.blank_skip = token_min_logp, blank_skip
         self.lm, self.alpha, self.beta, self.oov_penalty = lm, alpha, beta, oov_penalty
-        self.lexicon = WordLexicon(lm, tokenizer) if lm is not None else None
+        self.spellings = spell_words(lm, tokenizer) if lm is not None else {}
+        self.lexicon = WordLexicon(self.spellings, lm.unk_id) if lm is not None else None
         self.separator = tokenizer.encode(separator)[0] if tokenizer is not None else -1
+        self.engine = engine
+        self._native = None
+
+    def _native_engine(self):
+        """The compiled CPU engine for this decoder (built once), or None: torch engine."""
+        if self.engine == "torch":
+            return None
+        if self._native is None:
+            lib = load_engine()
+            if lib is None:
+                if self.engine == "native":
+                    raise RuntimeError("engine='native' asked for, but the compiled beam search "
+                                       "could not be built (see the warning above)")
+                self.engine = "torch"
+                return None
+            self._native = NativeBeamSearch(lib, self.beam_size, self.top_k, self.token_min_logp,
+                                            self.blank_skip, self.lm, self.spellings, self.alpha,
+                                            self.beta, self.oov_penalty, self.separator)
+        return self._native
 
     def __call__(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[list[int]]:
         return [hyps[0][0] for hyps in self.nbest(log_probs, lengths, n=1)]
@@ -219,8 +251,8 @@ class BeamSearchDecoder:
               cand_tok: torch.Tensor, cand_lp: torch.Tensor):
         """One frame: blank (B,), all log-probs (B, V), candidates (B, k) tokens and log-probs.
 
-        Returns the new beams and, per new hypothesis, its parent slot and the token it
-        emitted on this frame (-1: none)."""
+        Returns the new beams and, per new hypothesis, the slot it came from and the token it
+        emitted on this frame (-1: none) on its most probable way here."""
         B, K = beams.pb.shape
         k = cand_tok.shape[1]
         acoustic = torch.logaddexp(beams.pb, beams.pnb)  # (B, K)
@@ -261,6 +293,10 @@ class BeamSearchDecoder:
         target = torch.where(match, stay_order[pos].view(B, M) % K, K)  # column K: no match
         merged = torch.full((B, K + 1), NEG_INF, device=tok.device)
         merged.scatter_(1, target, torch.where(match, ext_pnb, NEG_INF))  # one ext per stay
+        merged_from = torch.zeros(B, K + 1, dtype=torch.long, device=tok.device)
+        merged_from.scatter_(1, target, ext_parent)
+        # a stay that got most of its mass from this frame's extension: its token starts here
+        relabel = merged[:, :K] > torch.logaddexp(stay_pb, stay_pnb)  # (B, K)
         stay_pnb = torch.logaddexp(stay_pnb, merged[:, :K])
         score = torch.cat([torch.logaddexp(stay_pb, stay_pnb) + beams.fusion,
                            ext_score.masked_fill(match, NEG_INF)], dim=1)
@@ -277,6 +313,9 @@ class BeamSearchDecoder:
         fusion = new_score - torch.logaddexp(pb, pnb)
         fusion = torch.where(torch.isfinite(fusion), fusion, old.fusion)
         prefix = torch.where(is_ext, ext_prefix.gather(1, ext_index), old.prefix)
+        relabel = ~is_ext & relabel.gather(1, parent)
+        back = torch.where(relabel, merged_from.gather(1, parent), parent)  # back-pointer
+        token = torch.where(relabel, old.last, token)
         # slots left empty (-inf) get distinct negative hashes, never equal to a real prefix
         empty = torch.isinf(new_score)
         prefix = torch.where(empty, -1 - torch.arange(K, device=tok.device), prefix)
@@ -290,7 +329,7 @@ class BeamSearchDecoder:
             sep = is_ext & (token == self.separator)
             new.context = torch.where(sep[..., None], old.end_context, old.context)
             self._set_word_end(new, is_ext)
-        return new, parent, token
+        return new, back, token
 
     @torch.inference_mode()
     def _search(self, log_probs: torch.Tensor, lengths: torch.Tensor, n: int):
@@ -300,6 +339,11 @@ class BeamSearchDecoder:
                     for hyp in self._search(log_probs[i:i + MAX_ROWS], lengths[i:i + MAX_ROWS], n)]
         log_probs = log_probs.float()
         device = log_probs.device
+        native = self._native_engine() if device.type == "cpu" else None
+        if native is not None:
+            hyps = native.search(log_probs.numpy(), lengths.cpu().numpy(), min(n, self.beam_size),
+                                 torch.get_num_threads())
+            return [row or [([], [], NEG_INF)] for row in hyps]
         self._to_device(device)
         lp, lengths, start_frame = collapse_blank_runs(log_probs, lengths.cpu(), self.blank_skip)
         B, T, V = lp.shape
