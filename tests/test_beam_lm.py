@@ -55,6 +55,8 @@ def test_lm_overrules_weak_acoustics_only_with_weight(lm, engine):
     fused = BeamSearchDecoder(beam_size=8, lm=lm, tokenizer=TOK, engine=engine, alpha=1.0, beta=0.0)
     assert _text(acoustic(lp, lengths)[0]) == "the rad cat"
     assert _text(fused(lp, lengths)[0]) == "the red cat"
+    acoustic.alpha = 1.0  # new weights take effect (asr tune-lm reuses one decoder)
+    assert _text(acoustic(lp, lengths)[0]) == "the red cat"
 
 
 def _ctc_log_prob(lp: torch.Tensor, labels: list[int]) -> float:

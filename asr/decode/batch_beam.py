@@ -69,6 +69,7 @@ class Beams:
     word: torch.Tensor  # int64 hash of the partial word (0: none)
     in_lexicon: torch.Tensor  # bool: the partial word is a prefix of some LM word
     end_gain: torch.Tensor  # float: fusion gain of ending the partial word here (0: none)
+    ahead: torch.Tensor  # float: the partial word's LM look-ahead, inside `fusion` until it ends
     context: torch.Tensor  # int64 (B, K, order - 1) LM word ids, oldest first
     end_context: torch.Tensor  # int64 (B, K, order - 1) the context once the word ends
 
@@ -79,7 +80,8 @@ class Beams:
         """Gather hypotheses along dim 1 with `index` (B, K')."""
         ctx = index.unsqueeze(-1).expand(-1, -1, self.context.shape[-1])
         flat = (f.gather(1, index) for f in (self.pb, self.pnb, self.fusion, self.prefix,
-                                              self.last, self.word, self.in_lexicon, self.end_gain))
+                                              self.last, self.word, self.in_lexicon, self.end_gain,
+                                              self.ahead))
         return Beams(*flat, self.context.gather(1, ctx), self.end_context.gather(1, ctx))
 
 
@@ -97,20 +99,23 @@ def spell_words(lm, tokenizer) -> dict[int, list[int]]:
 class WordLexicon:
     """The LM's words as tensors of hashes: whole words (-> LM id) and all word prefixes."""
 
-    def __init__(self, spellings: dict[int, list[int]], unk_id: int):
-        hashes, ids, prefixes = [], [], set()
+    def __init__(self, spellings: dict[int, list[int]], unigram: torch.Tensor, unk_id: int):
+        hashes, ids, best = [], [], {}  # best: prefix hash -> max unigram log-prob below it
         for word_id, tokens in spellings.items():
             hashes.append(hash_tokens(tokens))
             ids.append(word_id)
-            prefixes.update(hash_tokens(tokens[:n]) for n in range(1, len(tokens) + 1))
+            for n in range(1, len(tokens) + 1):
+                prefix = hash_tokens(tokens[:n])
+                best[prefix] = max(best.get(prefix, NEG_INF), float(unigram[word_id]))
         order = sorted(range(len(hashes)), key=hashes.__getitem__)
         self.hashes = torch.tensor([hashes[i] for i in order], dtype=torch.long)  # (W,) sorted
         self.ids = torch.tensor([ids[i] for i in order], dtype=torch.long)  # (W,)
-        self.prefixes = torch.tensor(sorted(prefixes), dtype=torch.long)  # (P,) sorted
-        self.unk_id = unk_id
+        self.prefixes = torch.tensor(sorted(best), dtype=torch.long)  # (P,) sorted
+        self.best_unigram = torch.tensor([best[h] for h in sorted(best)])  # (P,) float
+        self.unk_id, self.unk_unigram = unk_id, float(unigram[unk_id])
 
     def to(self, device) -> WordLexicon:
-        for name in ("hashes", "ids", "prefixes"):
+        for name in ("hashes", "ids", "prefixes", "best_unigram"):
             setattr(self, name, getattr(self, name).to(device))
         return self
 
@@ -123,8 +128,10 @@ class WordLexicon:
         pos, found = self._find(self.hashes, word_hash)
         return torch.where(found, self.ids[pos], self.unk_id)
 
-    def is_prefix(self, word_hash: torch.Tensor) -> torch.Tensor:
-        return self._find(self.prefixes, word_hash)[1]
+    def prefix_best(self, word_hash: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(is the prefix of an LM word, the best unigram log-prob of those words) per hash."""
+        pos, found = self._find(self.prefixes, word_hash)
+        return found, self.best_unigram[pos]
 
 
 def collapse_blank_runs(log_probs: torch.Tensor, lengths: torch.Tensor, blank_skip: float | None):
@@ -170,7 +177,7 @@ class BeamSearchDecoder:
     def __init__(self, beam_size: int = 10, top_k: int = 10, token_min_logp: float = -10.0,
                  blank_skip: float | None = 0.999, lm=None, tokenizer=None, alpha: float = 0.5,
                  beta: float = 1.0, oov_penalty: float = -5.0, separator: str = " ",
-                 preselect: int | None = 2, engine: str = "auto"):
+                 preselect: int | None = 2, engine: str = "auto", lookahead: bool = True):
         if beam_size < 1 or top_k < 1:
             raise ValueError(f"beam_size and top_k must be >= 1, got {beam_size} and {top_k}")
         if lm is not None and tokenizer is None:
@@ -181,16 +188,19 @@ class BeamSearchDecoder:
         self.token_min_logp, self.blank_skip = token_min_logp, blank_skip
         self.lm, self.alpha, self.beta, self.oov_penalty = lm, alpha, beta, oov_penalty
         self.spellings = spell_words(lm, tokenizer) if lm is not None else {}
-        self.lexicon = WordLexicon(self.spellings, lm.unk_id) if lm is not None else None
+        self.lexicon = (WordLexicon(self.spellings, lm.log_probs[0].cpu(), lm.unk_id)
+                        if lm is not None else None)
         self.separator = tokenizer.encode(separator)[0] if tokenizer is not None else -1
-        self.engine = engine
+        self.engine, self.lookahead = engine, lookahead
         self._native = None
 
     def _native_engine(self):
-        """The compiled CPU engine for this decoder (built once), or None: torch engine."""
+        """The compiled CPU engine for this decoder's current settings, or None: torch engine."""
         if self.engine == "torch":
             return None
-        if self._native is None:
+        settings = (self.beam_size, self.top_k, self.token_min_logp, self.blank_skip, self.alpha,
+                    self.beta, self.oov_penalty, self.lookahead)
+        if self._native is None or self._native_settings != settings:  # e.g. asr tune-lm's grid
             lib = load_engine()
             if lib is None:
                 if self.engine == "native":
@@ -200,7 +210,8 @@ class BeamSearchDecoder:
                 return None
             self._native = NativeBeamSearch(lib, self.beam_size, self.top_k, self.token_min_logp,
                                             self.blank_skip, self.lm, self.spellings, self.alpha,
-                                            self.beta, self.oov_penalty, self.separator)
+                                            self.beta, self.oov_penalty, self.separator, self.lookahead)
+            self._native_settings = settings
         return self._native
 
     def __call__(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[list[int]]:
@@ -234,7 +245,8 @@ class BeamSearchDecoder:
                      prefix=-torch.arange(K, **long).expand(B, K).contiguous(),  # distinct dummies
                      last=torch.full((B, K), -1, **long), word=torch.zeros(B, K, **long),
                      in_lexicon=torch.ones(B, K, dtype=torch.bool, device=device),
-                     end_gain=torch.zeros_like(pb), context=context, end_context=context)
+                     end_gain=torch.zeros_like(pb), ahead=torch.zeros_like(pb), context=context,
+                     end_context=context)
 
     def _set_word_end(self, beams: Beams, changed: torch.Tensor) -> None:
         """Recompute end_gain/end_context (LM queries) for the hypotheses whose partial word
@@ -267,7 +279,7 @@ class BeamSearchDecoder:
         ext_score = ext_pnb + beams.fusion[..., None]
         is_sep = tok == self.separator
         if self.lm is not None:
-            ext_score = ext_score + torch.where(is_sep, beams.end_gain[..., None], 0.0)
+            ext_score = ext_score + torch.where(is_sep, (beams.end_gain - beams.ahead)[..., None], 0.0)
         ext_score, ext_pnb = ext_score.reshape(B, K * k), ext_pnb.reshape(B, K * k)
         # only the best `preselect * K` extensions go on to the costlier checks below
         if self.preselect and self.preselect * K < K * k:
@@ -280,8 +292,15 @@ class BeamSearchDecoder:
             ext_sep = ext_tok == self.separator
             ext_word = torch.where(ext_sep, 0, hash_extend(beams.word.gather(1, ext_parent), ext_tok))
             parent_in_lex = beams.in_lexicon.gather(1, ext_parent)
-            ext_in_lex = ext_sep | (parent_in_lex & self.lexicon.is_prefix(ext_word))
+            is_prefix, best_unigram = self.lexicon.prefix_best(ext_word)
+            ext_in_lex = ext_sep | (parent_in_lex & is_prefix)
             ext_score = ext_score + (parent_in_lex & ~ext_in_lex) * self.oov_penalty
+            ext_ahead = torch.zeros_like(ext_score)
+            if self.lookahead:  # the new partial word's look-ahead replaces the parent's
+                unigram = torch.where(ext_in_lex, best_unigram, self.lexicon.unk_unigram)
+                ext_ahead = torch.where(ext_sep, 0.0, self.alpha * unigram)
+                parent_ahead = beams.ahead.gather(1, ext_parent)
+                ext_score = ext_score + torch.where(ext_sep, 0.0, ext_ahead - parent_ahead)
         # an extension equal to a prefix already in the beam (A + c == B) merges into B's stay
         # (one flat sorted table for the batch: row r's hashes are offset by r * ROW_SALT)
         M = ext_tok.shape[1]
@@ -321,11 +340,12 @@ class BeamSearchDecoder:
         prefix = torch.where(empty, -1 - torch.arange(K, device=tok.device), prefix)
         new = Beams(pb=pb, pnb=pnb, fusion=fusion, prefix=prefix,
                     last=torch.where(is_ext, token, old.last), word=old.word,
-                    in_lexicon=old.in_lexicon, end_gain=old.end_gain, context=old.context,
+                    in_lexicon=old.in_lexicon, end_gain=old.end_gain, ahead=old.ahead, context=old.context,
                     end_context=old.end_context)
         if self.lm is not None:
             new.word = torch.where(is_ext, ext_word.gather(1, ext_index), old.word)
             new.in_lexicon = torch.where(is_ext, ext_in_lex.gather(1, ext_index), old.in_lexicon)
+            new.ahead = torch.where(is_ext, ext_ahead.gather(1, ext_index), old.ahead)
             sep = is_ext & (token == self.separator)
             new.context = torch.where(sep[..., None], old.end_context, old.context)
             self._set_word_end(new, is_ext)
@@ -370,7 +390,8 @@ class BeamSearchDecoder:
         final = beams.total()
         if self.lm is not None:
             eos = torch.full_like(beams.word, self.lm.eos_id)
-            final = final + beams.end_gain + self.alpha * self.lm.log_prob(beams.end_context, eos)
+            eos_lp = self.lm.log_prob(beams.end_context, eos)
+            final = final + beams.end_gain - beams.ahead + self.alpha * eos_lp
         scores, order = final.topk(min(n, self.beam_size), dim=1)  # (B, n)
         return self._backtrack(order, scores, parents, emitted, start_frame)
 

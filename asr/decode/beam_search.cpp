@@ -70,8 +70,10 @@ struct Lexicon {
     std::vector<int32_t> first_child;  // (nodes + 1,) CSR offsets into child_*
     std::vector<int32_t> child_token, child_node;  // sorted by token within a node
     std::vector<int32_t> word;  // (nodes,) LM word id spelled by the node, or -1
+    std::vector<float> best_unigram;  // (nodes,) max unigram log-prob of the words below the node
 
-    void build(int n_words, const int32_t* word_ids, const int64_t* offsets, const int32_t* tokens) {
+    void build(int n_words, const int32_t* word_ids, const int64_t* offsets, const int32_t* tokens,
+               const float* unigram) {
         std::vector<std::vector<std::pair<int32_t, int32_t>>> children(1);
         word.assign(1, -1);
         for (int w = 0; w < n_words; ++w) {
@@ -91,6 +93,12 @@ struct Lexicon {
                 }
             }
             if (node != 0 && word[node] < 0) word[node] = word_ids[w];  // first spelling wins
+        }
+        best_unigram.assign(children.size(), NEG_INF);
+        for (auto node = static_cast<int32_t>(children.size()) - 1; node >= 0; --node) {  // leaves up
+            if (word[node] >= 0 && unigram) best_unigram[node] = std::max(best_unigram[node], unigram[word[node]]);
+            for (const auto& [token, kid] : children[node])
+                best_unigram[node] = std::max(best_unigram[node], best_unigram[kid]);
         }
         first_child.assign(1, 0);
         for (auto& kids : children) {
@@ -118,6 +126,7 @@ struct Settings {
     float blank_skip_logp = 0.0f;  // frames with blank log-prob above this collapse (0: never)
     float alpha = 0.5f, beta = 1.0f, oov_penalty = -5.0f;
     int32_t separator = -1;
+    bool lookahead = false;
 };
 
 struct Token {
@@ -166,6 +175,13 @@ struct Decoder {
     Settings settings;
 
     bool has_lm() const { return lm.order > 0; }
+
+    // The LM look-ahead of a partial word: alpha * the best unigram log-prob of the words it
+    // starts (of <unk> once it left the lexicon); 0 with no partial word or look-ahead off.
+    float ahead(int32_t lex) const {
+        if (!settings.lookahead || lex == 0) return 0.0f;
+        return settings.alpha * (lex > 0 ? lexicon.best_unigram[lex] : lm.log_probs[0][lm.unk]);
+    }
 
     void ensure_word_end(Hyp& h) const {
         if (h.end_ready) return;
@@ -277,10 +293,11 @@ struct Decoder {
                     if (has_lm()) {
                         if (token == sep) {
                             ensure_word_end(h);
-                            fusion += h.end_gain;
+                            fusion += h.end_gain - ahead(h.lex);
                         } else {
                             lex = h.lex < 0 ? -1 : lexicon.child(h.lex, token);
                             if (h.lex >= 0 && lex < 0) fusion += settings.oov_penalty;
+                            fusion += ahead(lex) - ahead(h.lex);
                         }
                     }
                     if (pnb + fusion < floor) continue;
@@ -356,7 +373,7 @@ struct Decoder {
             float score = log_add(h.pb, h.pnb) + h.fusion;
             if (has_lm()) {
                 ensure_word_end(h);
-                score += h.end_gain + settings.alpha * lm.log_prob(h.end_context, lm.eos);
+                score += h.end_gain - ahead(h.lex) + settings.alpha * lm.log_prob(h.end_context, lm.eos);
             }
             if (score != NEG_INF) cands.push_back({score, i});
         }
@@ -392,7 +409,7 @@ void* asr_beam_create(int order, int64_t base, int32_t unk, int32_t eos, const i
                       const float* const* log_probs, const float* const* backoffs, const int64_t* sizes,
                       int n_words, const int32_t* word_ids, const int64_t* offsets, const int32_t* tokens,
                       int beam, int top_k, float token_min_logp, float blank_skip_logp, float alpha,
-                      float beta, float oov_penalty, int32_t separator) {
+                      float beta, float oov_penalty, int32_t separator, int lookahead) {
     if (order < 0 || order > MAX_ORDER || beam < 1 || top_k < 1) return nullptr;
     auto* decoder = new Decoder;
     decoder->lm.order = order;
@@ -405,8 +422,9 @@ void* asr_beam_create(int order, int64_t base, int32_t unk, int32_t eos, const i
         decoder->lm.backoffs[k] = backoffs[k];
         decoder->lm.sizes[k] = sizes[k];
     }
-    decoder->lexicon.build(n_words, word_ids, offsets, tokens);
-    decoder->settings = {beam, top_k, token_min_logp, blank_skip_logp, alpha, beta, oov_penalty, separator};
+    decoder->lexicon.build(n_words, word_ids, offsets, tokens, order > 0 ? log_probs[0] : nullptr);
+    decoder->settings = {beam, top_k, token_min_logp, blank_skip_logp, alpha, beta, oov_penalty, separator,
+                         lookahead != 0};
     return decoder;
 }
 
