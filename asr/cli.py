@@ -279,6 +279,8 @@ def _add_tune_lm(sub) -> None:
     p.add_argument("--beam-size", type=int, default=10)
     p.add_argument("--alphas", type=float, nargs="+", help="LM weights to try")
     p.add_argument("--betas", type=float, nargs="+", help="word bonuses to try")
+    p.add_argument("--oov-penalties", type=float, nargs="+",
+                   help="penalties for a word outside the LM's vocabulary to try (beam only)")
     p.add_argument("--no-save", dest="save", action="store_false", help="only print the table")
     p.add_argument("--device", default="auto")
 
@@ -288,7 +290,7 @@ def _run_tune_lm(args) -> int:
     from asr.data import SpeechDataset, read_manifest
     from asr.decoding import make_decoder, save_lm_weights
     from asr.inference import compute_log_probs, pick_device
-    from asr.tune import ALPHAS, BETAS, tune_lm
+    from asr.tune import ALPHAS, BETAS, OOV_PENALTIES, tune_lm, weight_grid
 
     model, tokenizer = load_model(args.model, pick_device(args.device))
     dataset = SpeechDataset(read_manifest(args.manifest), tokenizer, model.config.sample_rate,
@@ -296,24 +298,29 @@ def _run_tune_lm(args) -> int:
     decoder = make_decoder(args.decoder, tokenizer, beam_size=args.beam_size, lm_path=args.lm)
     log_probs = compute_log_probs(model, dataset)  # the acoustic model runs once
     refs = {e["id"]: e["text"] for e in dataset.entries}
+    values = {"alpha": args.alphas or ALPHAS, "beta": args.betas or BETAS}
+    if args.decoder == "beam":
+        values["oov_penalty"] = args.oov_penalties or OOV_PENALTIES
 
-    def decoder_for(alpha: float, beta: float):
+    def decoder_for(**weights):
         if args.decoder == "beam":  # the LM tables are loaded once
-            decoder.alpha, decoder.beta = alpha, beta
+            for name, value in weights.items():
+                setattr(decoder, name, value)
             return decoder
         return make_decoder(args.decoder, tokenizer, beam_size=args.beam_size, lm_path=args.lm,
-                            alpha=alpha, beta=beta)
+                            **weights)
 
-    rows = tune_lm(log_probs, refs, tokenizer, decoder_for, args.alphas or ALPHAS,
-                   args.betas or BETAS)
-    print("| alpha | beta | WER % | CER % |\n|---:|---:|---:|---:|")
+    rows = tune_lm(log_probs, refs, tokenizer, decoder_for, weight_grid(**values))
+    names = list(values)
+    print("| " + " | ".join(names) + " | WER % | CER % |\n" + "|---:" * (len(names) + 2) + "|")
     for row in rows:
-        print(f"| {row['alpha']:g} | {row['beta']:g} | {100 * row['wer']:.2f} | {100 * row['cer']:.2f} |")
-    best = rows[0]
+        print("| " + " | ".join(f"{row[k]:g}" for k in names) +
+              f" | {100 * row['wer']:.2f} | {100 * row['cer']:.2f} |")
+    best = {k: rows[0][k] for k in names}
     if args.save:
         save_lm_weights(args.model, args.decoder, args.lm,
                         {**best, "beam_size": args.beam_size, "tuned_on": args.manifest})
-        print(f"saved alpha {best['alpha']:g}, beta {best['beta']:g} and the LM in {args.model}",
+        print(f"saved {', '.join(f'{k} {v:g}' for k, v in best.items())} and the LM in {args.model}",
               file=sys.stderr)
     return 0
 

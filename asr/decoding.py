@@ -2,7 +2,7 @@
 
 `asr tune-lm` stores its best weights in the checkpoint under "decoding":
 {"lm": ARPA path (relative to the checkpoint's folder when inside it), "beam": {"alpha",
-"beta", ...}, "flashlight": {...}}. Options given on the command line win over them.
+"beta", "oov_penalty", ...}, "flashlight": {...}}. Options given on the command line win over them.
 """
 
 from __future__ import annotations
@@ -37,8 +37,9 @@ def make_decoder(name: str, tokenizer: CharTokenizer, *, beam_size: int = 10,
         from asr.lm import NgramLM
 
         lm = NgramLM.from_arpa(lm_path) if lm_path else None
+        extra = {"oov_penalty": saved["oov_penalty"]} if "oov_penalty" in saved else {}
         return BeamSearchDecoder(beam_size=beam_size, lm=lm, tokenizer=tokenizer, alpha=alpha,
-                                 beta=beta)
+                                 beta=beta, **extra)
     if name == "flashlight":
         from asr.decode.flashlight import FlashlightDecoder
 

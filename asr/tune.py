@@ -1,7 +1,9 @@
-"""LM weight search: the alpha (LM weight) and beta (word bonus) with the lowest dev WER."""
+"""LM weight search: the alpha (LM weight), beta (word bonus) and, for our beam search, the
+penalty for words outside the LM's vocabulary with the lowest dev WER."""
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Callable
 
@@ -16,18 +18,23 @@ log = logging.getLogger("asr.tune")
 
 ALPHAS = [0.0, 0.25, 0.5, 0.75, 1.0, 1.5]
 BETAS = [-1.0, 0.0, 1.0, 2.0, 3.0]
+OOV_PENALTIES = [-5.0, -10.0, -20.0]
+
+
+def weight_grid(**values: list[float]) -> list[dict[str, float]]:
+    """Every combination: weight_grid(alpha=[0, 1], beta=[2]) -> [{alpha: 0, beta: 2}, ...]."""
+    return [dict(zip(values, combo, strict=True)) for combo in itertools.product(*values.values())]
 
 
 def tune_lm(log_probs: dict[str, torch.Tensor], refs: dict[str, str], tokenizer: CharTokenizer,
-            decoder_for: Callable[[float, float], Decoder], alphas: list[float] = ALPHAS,
-            betas: list[float] = BETAS) -> list[dict]:
-    """WER of every (alpha, beta) on stored dev log-probs; rows best first."""
+            decoder_for: Callable[..., Decoder], grid: list[dict[str, float]]) -> list[dict]:
+    """WER of `decoder_for(**weights)` for every weights in `grid` on stored dev log-probs;
+    rows (the weights, "wer", "cer") best first."""
     rows = []
-    for alpha in alphas:
-        for beta in betas:
-            hyps = decode_log_probs(log_probs, decoder_for(alpha, beta), tokenizer)
-            report = score(refs, hyps, normalize)
-            rows.append({"alpha": alpha, "beta": beta, "wer": report.wer, "cer": report.cer})
-            log.info("alpha %.2f beta %.2f: WER %.2f%% CER %.2f%%", alpha, beta,
-                     100 * report.wer, 100 * report.cer)
+    for weights in grid:
+        hyps = decode_log_probs(log_probs, decoder_for(**weights), tokenizer)
+        report = score(refs, hyps, normalize)
+        rows.append({**weights, "wer": report.wer, "cer": report.cer})
+        log.info("%s: WER %.2f%% CER %.2f%%", " ".join(f"{k} {v:g}" for k, v in weights.items()),
+                 100 * report.wer, 100 * report.cer)
     return sorted(rows, key=lambda r: (r["wer"], r["cer"]))

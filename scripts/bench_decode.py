@@ -12,10 +12,11 @@ is one); flashlight (FlashlightDecoder: lexicon = the LM's words, all tokens, be
 pyctcdecode (build_ctcdecoder with kenlm, decode() per utterance with its default pruning:
 token_min_logp -5, beam_prune_logp -10, history pruning; unk_score_offset = our oov_penalty).
 
-One alpha and beta for all three (default: the weights `asr tune-lm` saved in the model, else
-asr.decoding.DEFAULT_WEIGHTS), on the same scale, alpha * ln P_LM + beta per word: ours works in
-natural logs; pyctcdecode's LanguageModel.score is alpha * log10 P * LOG_BASE_CHANGE_FACTOR + beta
-with LOG_BASE_CHANGE_FACTOR = 1 / log10(e) = ln 10 (its language_model.py and constants.py, 0.5.0);
+One alpha, beta and OOV penalty for all three (default: the weights `asr tune-lm` saved in the
+model, else asr.decoding.DEFAULT_WEIGHTS), on the same scale, alpha * ln P_LM + beta per word:
+ours works in natural logs; pyctcdecode's LanguageModel.score is alpha * log10 P *
+LOG_BASE_CHANGE_FACTOR + beta with LOG_BASE_CHANGE_FACTOR = 1 / log10(e) = ln 10 (its
+language_model.py and constants.py, 0.5.0); flashlight's lexicon search outputs no OOV words.
 FlashlightDecoder hands flashlight lm_weight = alpha * ln 10 for KenLM's log10 scores.
 
 Fair threads: the CPU decoders all run in the same --threads spawned worker processes, each
@@ -28,7 +29,7 @@ at a time; ours on the GPU runs in this process, batches of --gpu-batch-size.
 
 WER: asr.score.score with asr.text.normalize. Prints a table, then one JSON line, last on stdout:
 {"rows": [{"decoder", "device", "beam", "wer" (a fraction), "utt_per_s"}, ...], "utterances",
-"lm", "alpha", "beta", "threads", ...}. Progress goes to stderr.
+"lm", "alpha", "beta", "oov_penalty", "threads", ...}. Progress goes to stderr.
 """
 
 from __future__ import annotations
@@ -103,14 +104,15 @@ def build(spec: dict, tokenizer: CharTokenizer):
         return lambda share: decode_log_probs(share, greedy_decode, tokenizer, batch_size)
     if name in ("ours", "flashlight"):
         decoder = make_decoder("beam" if name == "ours" else "flashlight", tokenizer, beam_size=beam,
-                               lm_path=spec["lm"], alpha=spec["alpha"], beta=spec["beta"])
+                               lm_path=spec["lm"], alpha=spec["alpha"], beta=spec["beta"],
+                               saved={"oov_penalty": spec["oov_penalty"]})
         return lambda share: decode_log_probs(share, decoder, tokenizer, batch_size)
     if name == "pyctcdecode":
         from pyctcdecode import build_ctcdecoder
 
         labels = ["" if i == tokenizer.blank_id else t for i, t in enumerate(tokenizer.vocab)]
         decoder = build_ctcdecoder(labels, kenlm_model_path=spec["lm"], alpha=spec["alpha"],
-                                   beta=spec["beta"], unk_score_offset=OOV_PENALTY)
+                                   beta=spec["beta"], unk_score_offset=spec["oov_penalty"])
         return lambda share: {i: decoder.decode(lp.numpy(), beam_width=beam) for i, lp in share.items()}
     raise ValueError(f"unknown decoder {name!r}")
 
@@ -204,7 +206,7 @@ def run_gpu(log_probs: dict[str, torch.Tensor], spec: dict, tokenizer: CharToken
     """Ours on the GPU in this process: ({id: text}, the fastest pass's decode seconds, after
     a warm-up batch of the longest utterances)."""
     decoder = make_decoder("beam", tokenizer, beam_size=spec["beam"], lm_path=spec["lm"],
-                           alpha=spec["alpha"], beta=spec["beta"])
+                           alpha=spec["alpha"], beta=spec["beta"], saved={"oov_penalty": spec["oov_penalty"]})
     longest = sorted(log_probs, key=lambda i: -len(log_probs[i]))[:spec["batch_size"]]
     decode_log_probs({i: log_probs[i] for i in longest}, decoder, tokenizer, spec["batch_size"], device)
     seconds = []
@@ -240,6 +242,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--lm", help="ARPA word LM (default: the one `asr tune-lm` saved in the model)")
     p.add_argument("--alpha", type=float, help="LM weight (default: tuned in the model, else 0.5)")
     p.add_argument("--beta", type=float, help="word bonus (default: tuned in the model, else 1.0)")
+    p.add_argument("--oov-penalty", type=float,
+                   help=f"OOV word penalty (default: tuned in the model, else {OOV_PENALTY:g})")
     p.add_argument("--min-utterances", type=int, default=1000,
                    help="repeat the set's log-probs until there are this many (default 1000)")
     p.add_argument("--beams", type=int, nargs="+", default=[10, 50], help="beam widths (default 10 50)")
@@ -289,6 +293,8 @@ def main(argv: list[str] | None = None) -> dict:
     tuned = state.get("decoding", {}).get("beam", {})
     alpha = args.alpha if args.alpha is not None else tuned.get("alpha", DEFAULT_WEIGHTS["alpha"])
     beta = args.beta if args.beta is not None else tuned.get("beta", DEFAULT_WEIGHTS["beta"])
+    oov_penalty = (args.oov_penalty if args.oov_penalty is not None
+                   else tuned.get("oov_penalty", OOV_PENALTY))
     gpu = args.device != "cpu" and torch.cuda.is_available() and "ours" in args.decoders
     device = torch.device("cuda" if torch.cuda.is_available() and args.device != "cpu" else "cpu")
 
@@ -321,7 +327,8 @@ def main(argv: list[str] | None = None) -> dict:
     try:
         for name, beam in runs:
             spec = {"decoder": name, "beam": beam, "lm": lm_path if name in LM_DECODERS else None,
-                    "alpha": alpha, "beta": beta, "batch_size": args.batch_size, "passes": args.passes}
+                    "alpha": alpha, "beta": beta, "oov_penalty": oov_penalty,
+                    "batch_size": args.batch_size, "passes": args.passes}
             for dev in ["cpu", "cuda"] if name == "ours" and gpu else ["cpu"]:
                 log.info("%s, %s, beam %s ...", name, dev, beam or "-")
                 if dev == "cpu":
@@ -345,7 +352,7 @@ def main(argv: list[str] | None = None) -> dict:
         cpu_name += f"; GPU {torch.cuda.get_device_name()}"
     print(f"Decoding {len(log_probs)} utterances ({len(base)} distinct, {frames / len(log_probs):.0f} "
           f"frames each on average) of {args.manifest}; LM {lm_path or '-'}, alpha {alpha:g}, "
-          f"beta {beta:g}; CPU decoders: {cpu_name}\n")
+          f"beta {beta:g}, OOV penalty {oov_penalty:g}; CPU decoders: {cpu_name}\n")
     print("| decoder     | device | beam | threads | WER %  |   utt/s | x flashlight |")
     print("|-------------|--------|-----:|--------:|-------:|--------:|-------------:|")
     for r in rows:
@@ -372,7 +379,8 @@ def main(argv: list[str] | None = None) -> dict:
     summary = {"rows": [{**r, "wer": round(r["wer"], 6), "utt_per_s": float(f"{r['utt_per_s']:.4g}")}
                         for r in rows],
                "utterances": len(log_probs), "distinct_utterances": len(base), "frames": frames,
-               "lm": lm_path, "alpha": alpha, "beta": beta, "threads": args.threads,
+               "lm": lm_path, "alpha": alpha, "beta": beta, "oov_penalty": oov_penalty,
+               "threads": args.threads,
                "batch_size": args.batch_size, "passes": args.passes, "model": args.model,
                "manifest": args.manifest}
     print(json.dumps(summary))

@@ -5,6 +5,7 @@ import json
 import subprocess
 import sys
 
+from asr.checkpoint import load_checkpoint
 from asr.corpora.common import Utterance, synthesize_splits
 from asr.score import score
 from asr.text import normalize
@@ -69,9 +70,12 @@ def test_train_then_transcribe(tmp_path):
                     "--out", str(exp / "lm.arpa")], check=True, capture_output=True, timeout=120)
     tuned = subprocess.run([*asr, "tune-lm", "--model", str(exp / "best.pt"), "--manifest",
                             str(manifest), "--lm", str(exp / "lm.arpa"), "--alphas", "0", "0.5",
-                            "--betas", "0", "1"], capture_output=True, text=True, timeout=300)
+                            "--betas", "0", "1", "--oov-penalties", "-5", "-20"],
+                           capture_output=True, text=True, timeout=300)
     assert tuned.returncode == 0, tuned.stderr
-    assert tuned.stdout.count("\n| ") == 4  # the table: 2 x 2 weights
+    assert tuned.stdout.count("\n| ") == 8  # the table: 2 x 2 x 2 weights
+    saved = load_checkpoint(exp / "best.pt")["decoding"]["beam"]
+    assert saved["oov_penalty"] in (-5, -20) and saved["alpha"] in (0, 0.5)
     decoded = subprocess.run([*asr, "decode", "--model", str(exp / "best.pt"), "--manifest",
                               str(manifest), "--out", str(tmp_path / "hyp-lm.jsonl")],
                              capture_output=True, text=True, timeout=300, check=True)

@@ -57,6 +57,33 @@ def hash_tokens(tokens: list[int]) -> int:
     return high * HALF + low
 
 
+def lm_state(context: torch.Tensor, word: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
+    """Hash of what a hypothesis's future scores depend on: LM context (..., n-1), partial
+    word (...) hash (-1: off the lexicon, where every word ends as <unk>) and last token."""
+    h = hash_extend(hash_extend(hash_extend(torch.zeros_like(word), word // HALF), word % HALF), last)
+    for i in range(context.shape[-1]):
+        h = hash_extend(h, context[..., i])
+    return h
+
+
+def best_per_state(states: torch.Tensor, score: torch.Tensor) -> torch.Tensor:
+    """(B, N) mask of the best-scoring entry of each distinct state (the first on ties)."""
+    keys, order = states.flatten().sort()  # (B*N,) equal states side by side
+    starts = torch.cat([keys.new_ones(1, dtype=torch.bool), keys[1:] != keys[:-1]])
+    group = torch.empty_like(order).scatter_(0, order, starts.cumsum(0) - 1)  # state number
+    flat = score.flatten()
+    best = flat.new_full(flat.shape, NEG_INF).scatter_reduce(0, group, flat, "amax")
+    index = torch.arange(len(flat), device=flat.device)
+    tied = torch.where(flat == best[group], index, len(flat))
+    first = torch.full_like(best, len(flat), dtype=torch.long).scatter_reduce(0, group, tied, "amin")
+    return (first[group] == index).view_as(score)
+
+
+def _take(table: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """table (B, K, D) rows picked by index (B, M) -> (B, M, D)."""
+    return table.gather(1, index[..., None].expand(-1, -1, table.shape[-1]))
+
+
 @dataclass
 class Beams:
     """The hypotheses, (B, K) each: acoustic scores, fusion score and the prefix's state."""
@@ -177,7 +204,8 @@ class BeamSearchDecoder:
     def __init__(self, beam_size: int = 10, top_k: int = 10, token_min_logp: float = -10.0,
                  blank_skip: float | None = 0.999, lm=None, tokenizer=None, alpha: float = 0.5,
                  beta: float = 1.0, oov_penalty: float = -5.0, separator: str = " ",
-                 preselect: int | None = 2, engine: str = "auto", lookahead: bool = True):
+                 preselect: int | None = 2, engine: str = "auto", lookahead: bool = True,
+                 recombine: bool = True):
         if beam_size < 1 or top_k < 1:
             raise ValueError(f"beam_size and top_k must be >= 1, got {beam_size} and {top_k}")
         if lm is not None and tokenizer is None:
@@ -191,7 +219,7 @@ class BeamSearchDecoder:
         self.lexicon = (WordLexicon(self.spellings, lm.log_probs[0].cpu(), lm.unk_id)
                         if lm is not None else None)
         self.separator = tokenizer.encode(separator)[0] if tokenizer is not None else -1
-        self.engine, self.lookahead = engine, lookahead
+        self.engine, self.lookahead, self.recombine = engine, lookahead, recombine
         self._native = None
 
     def _native_engine(self):
@@ -199,7 +227,7 @@ class BeamSearchDecoder:
         if self.engine == "torch":
             return None
         settings = (self.beam_size, self.top_k, self.token_min_logp, self.blank_skip, self.alpha,
-                    self.beta, self.oov_penalty, self.lookahead)
+                    self.beta, self.oov_penalty, self.lookahead, self.recombine)
         if self._native is None or self._native_settings != settings:  # e.g. asr tune-lm's grid
             lib = load_engine()
             if lib is None:
@@ -210,7 +238,8 @@ class BeamSearchDecoder:
                 return None
             self._native = NativeBeamSearch(lib, self.beam_size, self.top_k, self.token_min_logp,
                                             self.blank_skip, self.lm, self.spellings, self.alpha,
-                                            self.beta, self.oov_penalty, self.separator, self.lookahead)
+                                            self.beta, self.oov_penalty, self.separator, self.lookahead,
+                                            self.recombine)
             self._native_settings = settings
         return self._native
 
@@ -318,7 +347,14 @@ class BeamSearchDecoder:
         relabel = merged[:, :K] > torch.logaddexp(stay_pb, stay_pnb)  # (B, K)
         stay_pnb = torch.logaddexp(stay_pnb, merged[:, :K])
         score = torch.cat([torch.logaddexp(stay_pb, stay_pnb) + beams.fusion,
-                           ext_score.masked_fill(match, NEG_INF)], dim=1)
+                           ext_score.masked_fill(match, NEG_INF)], dim=1)  # (B, K + M)
+        if self.lm is not None and self.recombine:
+            ext_context = torch.where(ext_sep[..., None], _take(beams.end_context, ext_parent),
+                                      _take(beams.context, ext_parent))  # (B, M, n-1)
+            states = torch.cat([
+                lm_state(beams.context, torch.where(beams.in_lexicon, beams.word, -1), beams.last),
+                lm_state(ext_context, torch.where(ext_in_lex, ext_word, -1), ext_tok)], dim=1)
+            score = score.masked_fill(~best_per_state(states + row_offset, score), NEG_INF)
         best = score.topk(K, dim=1).indices  # (B, K) over K stays, then M extensions
 
         is_ext = best >= K

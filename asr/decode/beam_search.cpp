@@ -127,6 +127,37 @@ struct Settings {
     float alpha = 0.5f, beta = 1.0f, oov_penalty = -5.0f;
     int32_t separator = -1;
     bool lookahead = false;
+    bool recombine = false;  // keep only the best of hypotheses with the same LM state
+};
+
+// One step of a 64-bit hash over small ints (splitmix64's finaliser).
+inline uint64_t hash_step(uint64_t h, int64_t value) {
+    uint64_t x = h + 0x9E3779B97F4A7C15ULL + static_cast<uint64_t>(value);
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
+    return x ^ (x >> 31);
+}
+
+// For each distinct 64-bit key, the position of the best-scoring entry (open addressing).
+class BestPerKey {
+  public:
+    void reset(int n) {
+        size_t size = 16;
+        while (size < 2 * static_cast<size_t>(n)) size *= 2;
+        keys_.assign(size, 0);
+        slots_.assign(size, -1);
+    }
+    // The slot holding `key`'s best entry so far (-1: none yet); write the winner into it.
+    int32_t& slot(uint64_t key) {
+        size_t i = key & (keys_.size() - 1);
+        while (slots_[i] >= 0 && keys_[i] != key) i = (i + 1) & (keys_.size() - 1);
+        keys_[i] = key;
+        return slots_[i];
+    }
+
+  private:
+    std::vector<uint64_t> keys_;
+    std::vector<int32_t> slots_;
 };
 
 struct Token {
@@ -167,6 +198,7 @@ struct Candidate {
 struct Extension {
     float pnb, fusion;
     int32_t parent, token, lex;
+    uint64_t state;
 };
 
 struct Decoder {
@@ -175,6 +207,14 @@ struct Decoder {
     Settings settings;
 
     bool has_lm() const { return lm.order > 0; }
+
+    // What the future scores of a hypothesis depend on: its LM context, partial word (the
+    // lexicon node; all words off the lexicon end as <unk>) and last token.
+    uint64_t state(const int32_t* context, int32_t lex, int32_t last) const {
+        uint64_t h = hash_step(hash_step(0, lex), last);
+        for (int i = 0; i < lm.order - 1; ++i) h = hash_step(h, context[i]);
+        return h;
+    }
 
     // The LM look-ahead of a partial word: alpha * the best unigram log-prob of the words it
     // starts (of <unk> once it left the lexicon); 0 with no partial word or look-ahead off.
@@ -222,6 +262,9 @@ struct Decoder {
         std::vector<Extension> exts;
         std::vector<Candidate> cands;
         std::vector<Token> tokens;
+        std::vector<uint64_t> stay_state;
+        BestPerKey best;
+        const bool recombine = has_lm() && settings.recombine;
 
         for (int t = 0; t < T; ++t) {
             const float* lp = log_probs + static_cast<int64_t>(t) * V;
@@ -263,12 +306,28 @@ struct Decoder {
             // extend by each candidate token; repeating the last token needs a blank in between
             merged_pnb.assign(n, NEG_INF);
             merged_from.assign(n, -1);
-            // an extension scoring below the K-th best stay (before merging) cannot be kept
+            // an extension scoring below the K-th best stay (of distinct LM states when
+            // recombining; before merging) cannot be kept
+            cands.clear();
+            if (recombine) best.reset(n);
+            stay_state.resize(n);
+            for (int i = 0; i < n; ++i) {
+                const Candidate stay{log_add(stay_pb[i], stay_pnb[i]) + hyps[i].fusion, i};
+                if (!recombine) {
+                    cands.push_back(stay);
+                    continue;
+                }
+                stay_state[i] = state(hyps[i].context, hyps[i].lex, hyps[i].last);
+                int32_t& slot = best.slot(stay_state[i]);
+                if (slot < 0) {
+                    slot = static_cast<int32_t>(cands.size());
+                    cands.push_back(stay);
+                } else if (stay.score > cands[slot].score) {
+                    cands[slot] = stay;
+                }
+            }
             float floor = NEG_INF;
-            if (n >= K) {
-                cands.clear();
-                for (int i = 0; i < n; ++i)
-                    cands.push_back({log_add(stay_pb[i], stay_pnb[i]) + hyps[i].fusion, i});
+            if (static_cast<int>(cands.size()) >= K) {
                 std::nth_element(cands.begin(), cands.begin() + (K - 1), cands.end(),
                                  [](const Candidate& a, const Candidate& b) { return a.score > b.score; });
                 floor = cands[K - 1].score;
@@ -301,7 +360,9 @@ struct Decoder {
                         }
                     }
                     if (pnb + fusion < floor) continue;
-                    exts.push_back({pnb, fusion, i, token, lex});
+                    const uint64_t key =
+                        recombine ? state(token == sep ? h.end_context : h.context, lex, token) : 0;
+                    exts.push_back({pnb, fusion, i, token, lex, key});
                 }
             }
             // the best K of the stays (with what merged into them) and the extensions
@@ -316,6 +377,21 @@ struct Decoder {
             const auto better = [](const Candidate& a, const Candidate& b) {
                 return a.score > b.score || (a.score == b.score && a.index < b.index);
             };
+            if (recombine) {  // of the candidates with one LM state only the best goes on
+                best.reset(static_cast<int>(cands.size()));
+                int kept = 0;
+                for (const Candidate& cand : cands) {
+                    const uint64_t key = cand.index < n ? stay_state[cand.index] : exts[cand.index - n].state;
+                    int32_t& slot = best.slot(key);
+                    if (slot < 0) {
+                        slot = kept;
+                        cands[kept++] = cand;
+                    } else if (better(cand, cands[slot])) {
+                        cands[slot] = cand;
+                    }
+                }
+                cands.resize(kept);
+            }
             if (static_cast<int>(cands.size()) > K) {
                 std::nth_element(cands.begin(), cands.begin() + K, cands.end(), better);
                 cands.resize(K);
@@ -409,7 +485,7 @@ void* asr_beam_create(int order, int64_t base, int32_t unk, int32_t eos, const i
                       const float* const* log_probs, const float* const* backoffs, const int64_t* sizes,
                       int n_words, const int32_t* word_ids, const int64_t* offsets, const int32_t* tokens,
                       int beam, int top_k, float token_min_logp, float blank_skip_logp, float alpha,
-                      float beta, float oov_penalty, int32_t separator, int lookahead) {
+                      float beta, float oov_penalty, int32_t separator, int lookahead, int recombine) {
     if (order < 0 || order > MAX_ORDER || beam < 1 || top_k < 1) return nullptr;
     auto* decoder = new Decoder;
     decoder->lm.order = order;
@@ -424,7 +500,7 @@ void* asr_beam_create(int order, int64_t base, int32_t unk, int32_t eos, const i
     }
     decoder->lexicon.build(n_words, word_ids, offsets, tokens, order > 0 ? log_probs[0] : nullptr);
     decoder->settings = {beam, top_k, token_min_logp, blank_skip_logp, alpha, beta, oov_penalty, separator,
-                         lookahead != 0};
+                         lookahead != 0, recombine != 0};
     return decoder;
 }
 
