@@ -177,17 +177,18 @@ def _noisy(text: str, g: torch.Generator, V: int = len(TOK)) -> torch.Tensor:
     return torch.stack(frames).log_softmax(-1)
 
 
-@pytest.mark.parametrize("with_lm", [True, False])
-def test_compiled_engine_equals_tensor_engine(lm, with_lm):
+@pytest.mark.parametrize("with_lm, threshold", [(True, 12.0), (True, 3.0), (False, 12.0)])
+def test_compiled_engine_equals_tensor_engine(lm, with_lm, threshold):
     """The compiled CPU engine and the tensor engine (no pre-selection) give the same n-best
-    lists, scores and token frames on noisy, LM-ambiguous input (the texts plus unseen words)."""
+    lists, scores and token frames on noisy, LM-ambiguous input (the texts plus unseen words),
+    also when a tight beam threshold leaves slots empty."""
     g = torch.Generator().manual_seed(0)
     texts = TEXT[:5] + ["the zebra sat on a red mat", "a cat a dog a hat", "my dog"]
     utterances = [_noisy(text, g) for text in texts]
     lengths = torch.tensor([len(u) for u in utterances])
     batch = torch.nn.utils.rnn.pad_sequence(utterances, batch_first=True)
     opts = dict(beam_size=8, lm=lm if with_lm else None, tokenizer=TOK, alpha=0.8, beta=0.5,
-                oov_penalty=-3.0, token_min_logp=-6.0)
+                oov_penalty=-3.0, token_min_logp=-6.0, beam_threshold=threshold)
     results = {}
     for engine in ENGINES:
         decoder = BeamSearchDecoder(engine=engine, preselect=None, **opts)

@@ -205,7 +205,7 @@ class BeamSearchDecoder:
                  blank_skip: float | None = 0.999, lm=None, tokenizer=None, alpha: float = 0.5,
                  beta: float = 1.0, oov_penalty: float = -5.0, separator: str = " ",
                  preselect: int | None = 2, engine: str = "auto", lookahead: bool = True,
-                 recombine: bool = True):
+                 recombine: bool = True, beam_threshold: float = 12.0):
         if beam_size < 1 or top_k < 1:
             raise ValueError(f"beam_size and top_k must be >= 1, got {beam_size} and {top_k}")
         if lm is not None and tokenizer is None:
@@ -220,6 +220,7 @@ class BeamSearchDecoder:
                         if lm is not None else None)
         self.separator = tokenizer.encode(separator)[0] if tokenizer is not None else -1
         self.engine, self.lookahead, self.recombine = engine, lookahead, recombine
+        self.beam_threshold = beam_threshold
         self._native = None
 
     def _native_engine(self):
@@ -227,7 +228,7 @@ class BeamSearchDecoder:
         if self.engine == "torch":
             return None
         settings = (self.beam_size, self.top_k, self.token_min_logp, self.blank_skip, self.alpha,
-                    self.beta, self.oov_penalty, self.lookahead, self.recombine)
+                    self.beta, self.oov_penalty, self.lookahead, self.recombine, self.beam_threshold)
         if self._native is None or self._native_settings != settings:  # e.g. asr tune-lm's grid
             lib = load_engine()
             if lib is None:
@@ -239,7 +240,7 @@ class BeamSearchDecoder:
             self._native = NativeBeamSearch(lib, self.beam_size, self.top_k, self.token_min_logp,
                                             self.blank_skip, self.lm, self.spellings, self.alpha,
                                             self.beta, self.oov_penalty, self.separator, self.lookahead,
-                                            self.recombine)
+                                            self.recombine, self.beam_threshold)
             self._native_settings = settings
         return self._native
 
@@ -355,6 +356,8 @@ class BeamSearchDecoder:
                 lm_state(beams.context, torch.where(beams.in_lexicon, beams.word, -1), beams.last),
                 lm_state(ext_context, torch.where(ext_in_lex, ext_word, -1), ext_tok)], dim=1)
             score = score.masked_fill(~best_per_state(states + row_offset, score), NEG_INF)
+        if self.beam_threshold < float("inf"):
+            score = score.masked_fill(score < score.amax(1, keepdim=True) - self.beam_threshold, NEG_INF)
         best = score.topk(K, dim=1).indices  # (B, K) over K stays, then M extensions
 
         is_ext = best >= K
@@ -371,8 +374,10 @@ class BeamSearchDecoder:
         relabel = ~is_ext & relabel.gather(1, parent)
         back = torch.where(relabel, merged_from.gather(1, parent), parent)  # back-pointer
         token = torch.where(relabel, old.last, token)
-        # slots left empty (-inf) get distinct negative hashes, never equal to a real prefix
+        # slots left empty (-inf: pruned or too few candidates) hold no mass, and get distinct
+        # negative hashes, never equal to a real prefix
         empty = torch.isinf(new_score)
+        pb, pnb = pb.masked_fill(empty, NEG_INF), pnb.masked_fill(empty, NEG_INF)
         prefix = torch.where(empty, -1 - torch.arange(K, device=tok.device), prefix)
         new = Beams(pb=pb, pnb=pnb, fusion=fusion, prefix=prefix,
                     last=torch.where(is_ext, token, old.last), word=old.word,

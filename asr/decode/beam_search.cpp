@@ -24,7 +24,7 @@ constexpr int MAX_ORDER = 10;
 
 inline float log_add(float a, float b) {
     if (a < b) std::swap(a, b);
-    if (b == NEG_INF) return a;
+    if (!(b - a >= -30.0f)) return a;  // also b = -inf; exp(-30) is below float precision
     return a + std::log1p(std::exp(b - a));
 }
 
@@ -112,10 +112,9 @@ struct Lexicon {
     }
 
     int32_t child(int32_t node, int32_t token) const {
-        const auto begin = child_token.begin() + first_child[node];
-        const auto end = child_token.begin() + first_child[node + 1];
-        const auto it = std::lower_bound(begin, end, token);
-        return (it != end && *it == token) ? child_node[it - child_token.begin()] : -1;
+        const int32_t* tokens = child_token.data();
+        const int32_t* it = std::lower_bound(tokens + first_child[node], tokens + first_child[node + 1], token);
+        return (it != tokens + first_child[node + 1] && *it == token) ? child_node[it - tokens] : -1;
     }
 };
 
@@ -128,6 +127,7 @@ struct Settings {
     int32_t separator = -1;
     bool lookahead = false;
     bool recombine = false;  // keep only the best of hypotheses with the same LM state
+    float beam_threshold = std::numeric_limits<float>::infinity();  // drop those further below the best
 };
 
 // One step of a 64-bit hash over small ints (splitmix64's finaliser).
@@ -327,15 +327,20 @@ struct Decoder {
                 }
             }
             float floor = NEG_INF;
+            for (const Candidate& stay : cands) floor = std::max(floor, stay.score - settings.beam_threshold);
             if (static_cast<int>(cands.size()) >= K) {
                 std::nth_element(cands.begin(), cands.begin() + (K - 1), cands.end(),
                                  [](const Candidate& a, const Candidate& b) { return a.score > b.score; });
-                floor = cands[K - 1].score;
+                floor = std::max(floor, cands[K - 1].score);
             }
             exts.clear();
             for (int i = 0; i < n; ++i) {
                 Hyp& h = hyps[i];
                 const float acoustic = log_add(h.pb, h.pnb);
+                // the most a letter can add to the fusion score: leaving the lexicon may trade the
+                // look-ahead for <unk>'s; staying in it never raises the look-ahead
+                const float letter_gain = has_lm() && h.lex >= 0
+                    ? std::max(0.0f, settings.oov_penalty + ahead(-1) - ahead(h.lex)) : 0.0f;
                 for (const Token& cand : tokens) {
                     const int32_t token = cand.id;
                     const float pnb = (token == h.last ? h.pb : acoustic) + cand.logp;
@@ -347,6 +352,10 @@ struct Decoder {
                         merged_from[kid] = i;
                         continue;
                     }
+                    // bounds first: most extensions fall below the floor before any lookup
+                    const float gain = token != sep ? letter_gain
+                        : h.lex != 0 ? std::max(0.0f, settings.beta) - ahead(h.lex) : 0.0f;
+                    if (pnb + h.fusion + gain < floor) continue;
                     float fusion = h.fusion;
                     int32_t lex = 0;
                     if (has_lm()) {
@@ -392,6 +401,10 @@ struct Decoder {
                 }
                 cands.resize(kept);
             }
+            float top = NEG_INF;
+            for (const Candidate& cand : cands) top = std::max(top, cand.score);
+            cands.erase(std::remove_if(cands.begin(), cands.end(), [&](const Candidate& cand) {
+                return cand.score < top - settings.beam_threshold; }), cands.end());
             if (static_cast<int>(cands.size()) > K) {
                 std::nth_element(cands.begin(), cands.begin() + K, cands.end(), better);
                 cands.resize(K);
@@ -485,7 +498,8 @@ void* asr_beam_create(int order, int64_t base, int32_t unk, int32_t eos, const i
                       const float* const* log_probs, const float* const* backoffs, const int64_t* sizes,
                       int n_words, const int32_t* word_ids, const int64_t* offsets, const int32_t* tokens,
                       int beam, int top_k, float token_min_logp, float blank_skip_logp, float alpha,
-                      float beta, float oov_penalty, int32_t separator, int lookahead, int recombine) {
+                      float beta, float oov_penalty, int32_t separator, int lookahead, int recombine,
+                      float beam_threshold) {
     if (order < 0 || order > MAX_ORDER || beam < 1 || top_k < 1) return nullptr;
     auto* decoder = new Decoder;
     decoder->lm.order = order;
@@ -500,7 +514,7 @@ void* asr_beam_create(int order, int64_t base, int32_t unk, int32_t eos, const i
     }
     decoder->lexicon.build(n_words, word_ids, offsets, tokens, order > 0 ? log_probs[0] : nullptr);
     decoder->settings = {beam, top_k, token_min_logp, blank_skip_logp, alpha, beta, oov_penalty, separator,
-                         lookahead != 0, recombine != 0};
+                         lookahead != 0, recombine != 0, beam_threshold};
     return decoder;
 }
 

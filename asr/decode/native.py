@@ -59,7 +59,8 @@ def load_engine() -> ctypes.CDLL | None:
     lib.asr_beam_create.restype = _P
     lib.asr_beam_create.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int32, ctypes.c_int32,
                                     _P, _P, _P, _P, ctypes.c_int, _P, _P, _P, ctypes.c_int, ctypes.c_int,
-                                    *[ctypes.c_float] * 5, ctypes.c_int32, ctypes.c_int, ctypes.c_int]
+                                    *[ctypes.c_float] * 5, ctypes.c_int32, ctypes.c_int, ctypes.c_int,
+                                    ctypes.c_float]
     lib.asr_beam_free.argtypes = [_P]
     lib.asr_beam_decode.argtypes = [_P, ctypes.c_int, ctypes.c_int, ctypes.c_int, _P, _P, _P,
                                     ctypes.c_int, ctypes.c_int, _P, _P, _P, _P, _P]
@@ -81,7 +82,8 @@ class NativeBeamSearch:
     def __init__(self, lib: ctypes.CDLL, beam_size: int, top_k: int, token_min_logp: float,
                  blank_skip: float | None, lm=None, spellings: dict[int, list[int]] | None = None,
                  alpha: float = 0.0, beta: float = 0.0, oov_penalty: float = 0.0, separator: int = -1,
-                 lookahead: bool = False, recombine: bool = False):
+                 lookahead: bool = False, recombine: bool = False,
+                 beam_threshold: float = float("inf")):
         self.lib = lib
         if lm is not None:
             # contiguous CPU copies the engine borrows; kept alive as long as this object
@@ -104,7 +106,7 @@ class NativeBeamSearch:
                                           _pointers(backoffs), _ptr(sizes), len(spellings),
                                           _ptr(word_ids), _ptr(offsets), _ptr(tokens), beam_size, top_k,
                                           token_min_logp, skip_logp, alpha, beta, oov_penalty, separator,
-                                          int(lookahead), int(recombine))
+                                          int(lookahead), int(recombine), beam_threshold)
         if not self.handle:
             raise ValueError(f"the compiled beam search takes LMs of order <= 10, beam >= 1 and "
                              f"top_k >= 1, got order {order}, beam {beam_size}, top_k {top_k}")
