@@ -1,23 +1,32 @@
-"""Batched CTC prefix beam search with word n-gram shallow fusion, on CPU or GPU.
+"""CTC prefix beam search with word n-gram shallow fusion, on CPU or GPU.
 
-Every utterance of a batch keeps `beam_size` prefixes; each frame extends all of them at
-once with tensor operations (no per-hypothesis Python), so the same code runs vectorised
-on the GPU and on the CPU. A prefix carries two acoustic log-scores, `pb` (its alignments
-ending in blank) and `pnb` (ending in its last token), and a fusion score; prefixes are
-ranked by
+A prefix carries two acoustic log-scores, `pb` (its alignments ending in blank) and `pnb`
+(ending in its last token), and a fusion score; prefixes are ranked by
 
     logaddexp(pb, pnb) + alpha * log P_lm(words) + beta * words + oov_penalty * oov_words
+        + look-ahead of the partial word
 
 Lexicon-free: tokens are characters (any unit set with a word-separator token works); a
 word is scored by the LM when the separator (or the utterance end) completes it, and a
-partial word that stops being the prefix of any LM word pays `oov_penalty` at once.
-Identical prefixes reached two ways are merged (their scores summed), found by a hash of
-the label sequence.
+partial word that stops being the prefix of any LM word pays `oov_penalty` at once. Until
+it ends, a partial word carries a look-ahead, alpha * the best unigram log-prob of the LM
+words it starts (of <unk> once off the lexicon), which its real LM score then replaces.
+Identical prefixes reached two ways are merged (their scores summed). Hypotheses with the
+same LM state (context words, partial word, last token) gain the same from any continuation
+(up to how their mass splits between pb and pnb), so only the best of them is kept
+(`recombine`).
 
 Pruning: per frame only the `top_k` best non-blank tokens with log-prob >= `token_min_logp`
 extend a prefix; runs of frames with P(blank) > `blank_skip` collapse into one frame
-(blank only), which is exact up to the dropped non-blank mass; only the `preselect * beam`
-best extensions go on to the lexicon and merge checks (None: all of them, exact search).
+(blank only), which is exact up to the dropped non-blank mass; hypotheses more than
+`beam_threshold` below the frame's best are dropped.
+
+Two engines run this search. The tensor engine (here) extends every utterance of a batch
+at once with tensor operations, so it runs vectorised on the GPU; identical prefixes are
+found through a hash of the label sequence, and only the `preselect * beam` best
+extensions go on to the lexicon and merge checks (None: all of them, exact search). The
+compiled engine (`beam_search.cpp`, used on the CPU) runs the same search per utterance
+without pre-selection; with `preselect=None` both give the same n-best lists (tested).
 """
 
 from __future__ import annotations
@@ -198,7 +207,9 @@ class BeamSearchDecoder:
 
     `lm` is an `asr.lm.NgramLM` (natural-log `log_prob(context, word)`); `tokenizer` spells
     its words and names the word separator. Call it like any decoder:
-    `(log_probs (B, T, V), lengths (B,)) -> list of B token-id lists`.
+    `(log_probs (B, T, V), lengths (B,)) -> list of B token-id lists`. `engine`: "auto" (the
+    compiled engine for CPU tensors when it builds, else the tensor engine), "torch" or
+    "native" (the compiled one; an error if it cannot be built).
     """
 
     def __init__(self, beam_size: int = 10, top_k: int = 10, token_min_logp: float = -10.0,
