@@ -158,13 +158,18 @@ def test_wider_beam_never_loses_the_best_prefix_and_nbest_is_distinct(engine):
 
 
 def test_compiled_engine_builds_into_the_cache_and_falls_back_without_a_compiler(tmp_path, monkeypatch):
+    from asr import native as build
     from asr.decode import native
+
+    def forget_builds():
+        native.load_engine.cache_clear()
+        build.load_library.cache_clear()
 
     lp = _peaked(3, 40, 6, seed=4)
     lengths = torch.tensor([40, 25, 10])
     expected = prefix_beam_search(lp, lengths, engine="torch")
     monkeypatch.setenv("ASR_CACHE", str(tmp_path / "built"))
-    native.load_engine.cache_clear()
+    forget_builds()
     try:
         assert native.load_engine() is not None
         assert len(list((tmp_path / "built").glob("beam_search-*.so"))) == 1
@@ -172,10 +177,10 @@ def test_compiled_engine_builds_into_the_cache_and_falls_back_without_a_compiler
 
         monkeypatch.setenv("ASR_CACHE", str(tmp_path / "empty"))
         monkeypatch.setenv("CXX", str(tmp_path / "no-such-compiler"))
-        native.load_engine.cache_clear()
+        forget_builds()
         assert native.load_engine() is None
         assert prefix_beam_search(lp, lengths) == expected  # auto: the tensor engine
         with pytest.raises(RuntimeError, match="could not be built"):
             prefix_beam_search(lp, lengths, engine="native")
     finally:
-        native.load_engine.cache_clear()
+        forget_builds()

@@ -1,60 +1,28 @@
-"""The compiled CPU engine of the beam search (`beam_search.cpp`), built on first use.
+"""The compiled CPU engine of the beam search (`beam_search.cpp`, built by asr.native).
 
-The library is compiled once per source version with the system C++ compiler (`$CXX`,
-else g++) into `$ASR_CACHE` (default ~/.cache/asr) and loaded with ctypes. Without a
-compiler `load_engine()` returns None and the decoder keeps its torch engine.
+Without a compiler `load_engine()` returns None and the decoder keeps its torch engine.
 """
 
 from __future__ import annotations
 
 import ctypes
-import hashlib
-import logging
-import os
-import shutil
-import subprocess
-import tempfile
 from functools import cache
 from pathlib import Path
 
 import numpy as np
 
-log = logging.getLogger(__name__)
+from asr.native import load_library
+from asr.native import ptr as _ptr
 
 SOURCE = Path(__file__).with_name("beam_search.cpp")
 _P = ctypes.c_void_p
 
 
-def cache_dir() -> Path:
-    return Path(os.environ.get("ASR_CACHE", Path.home() / ".cache" / "asr"))
-
-
-def _compile(source: Path, target: Path) -> None:
-    compiler = os.environ.get("CXX", "g++")
-    if shutil.which(compiler) is None:
-        raise OSError(f"no C++ compiler {compiler!r} on PATH (install one: apt-get install g++)")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:  # concurrent builds never clash
-        built = Path(tmp) / target.name
-        cmd = [compiler, "-O3", "-std=c++17", "-shared", "-fPIC", "-pthread", str(source), "-o", str(built)]
-        result = subprocess.run(cmd, capture_output=True, text=True)
-        if result.returncode != 0:
-            raise OSError(f"compiling {source} failed:\n{result.stderr[-2000:]}")
-        os.replace(built, target)
-
-
 @cache
 def load_engine() -> ctypes.CDLL | None:
-    """The compiled engine, building it if needed; None (with a warning) when it cannot be."""
-    digest = hashlib.sha1(SOURCE.read_bytes()).hexdigest()[:16]
-    library = cache_dir() / f"beam_search-{digest}.so"
-    try:
-        if not library.exists():
-            log.info("compiling the CPU beam search engine into %s", library)
-            _compile(SOURCE, library)
-        lib = ctypes.CDLL(str(library))
-    except OSError as err:
-        log.warning("the compiled CPU beam search is unavailable, using the slower torch engine: %s", err)
+    """The compiled engine with its function signatures declared, or None."""
+    lib = load_library(SOURCE)
+    if lib is None:
         return None
     lib.asr_beam_create.restype = _P
     lib.asr_beam_create.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int32, ctypes.c_int32,
@@ -65,10 +33,6 @@ def load_engine() -> ctypes.CDLL | None:
     lib.asr_beam_decode.argtypes = [_P, ctypes.c_int, ctypes.c_int, ctypes.c_int, _P, _P, _P,
                                     ctypes.c_int, ctypes.c_int, _P, _P, _P, _P, _P]
     return lib
-
-
-def _ptr(array: np.ndarray) -> int:
-    return array.ctypes.data
 
 
 def _pointers(arrays: list[np.ndarray]) -> ctypes.Array:
