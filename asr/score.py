@@ -1,93 +1,80 @@
-"""WER/CER scoring on top of jiwer, with an sclite-style text report.
+"""WER/CER scoring with sclite's word alignment, and its report (text, markdown, JSON).
 
-Both sides are normalised, split on whitespace and re-joined with single spaces before
-scoring. CER is computed on that re-joined string, so the single space between two words
-counts as one character (as in ``jiwer.process_characters``): a word merged with its
-neighbour costs one character deletion. No torch here, so scoring stays light.
+Both sides go through a named normaliser (`asr.text.NORMALIZERS`: none, basic, english),
+are split on whitespace and aligned word by word with NIST sclite's costs and tie-breaking
+(`asr.align`), so the counts of correct words, substitutions, deletions and insertions
+equal sclite's on the same words. CER comes from jiwer on the re-joined words, so the single
+space between two words counts as one character. No torch here, so scoring stays light.
 """
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, field
+from functools import cached_property
 
 import jiwer
+import numpy as np
 
-_JSONL_FIX = 'each line must be one JSON object like {"id": "utt1", "text": "some words"}'
+from asr.align import CORRECT, DELETION, INSERTION, OP_NAMES, SUBSTITUTION, align_pairs
+from asr.significance import bootstrap_interval
+from asr.transcripts import read_transcripts, speaker_of  # noqa: F401 (read_transcripts: API)
 
-
-def _parse_jsonl(line: str) -> tuple[str, str]:
-    try:
-        obj = json.loads(line)
-    except json.JSONDecodeError as e:
-        raise ValueError(f"invalid JSON ({e.msg}); {_JSONL_FIX}") from None
-    if not (isinstance(obj, dict) and isinstance(obj.get("id"), str)
-            and isinstance(obj.get("text"), str)):
-        raise ValueError(f'needs string "id" and "text" fields; {_JSONL_FIX}')
-    return obj["id"], obj["text"]
-
-
-def _parse_kaldi(line: str) -> tuple[str, str]:
-    if line.lstrip().startswith("{"):
-        raise ValueError("JSON line in a Kaldi text file; use one format per file")
-    uid, *text = line.split(maxsplit=1)
-    return uid, text[0] if text else ""
-
-
-def read_transcripts(path: str | Path) -> dict[str, str]:
-    """Read ``{id: text}`` from a JSONL file (``{"id", "text", ...}`` per line) or a Kaldi
-    ``text`` file (``utt-id words...``; an id alone means an empty transcript).
-
-    The format is JSONL when the first non-blank line starts with ``{``. Blank lines are
-    skipped. A malformed line or a duplicate id raises ValueError naming ``file:line``.
-    """
-    path = Path(path)
-    lines = path.read_text(encoding="utf-8").splitlines()
-    first = next((ln.lstrip() for ln in lines if ln.strip()), "")
-    parse = _parse_jsonl if first.startswith("{") else _parse_kaldi
-    texts: dict[str, str] = {}
-    line_of: dict[str, int] = {}
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            uid, text = parse(line)
-        except ValueError as e:
-            raise ValueError(f"{path}:{n}: {e}") from None
-        if uid in line_of:
-            raise ValueError(f"{path}:{n}: duplicate id {uid!r} (first on line {line_of[uid]});"
-                             " ids must be unique, remove or rename one of them")
-        line_of[uid] = n
-        texts[uid] = text
-    return texts
+LENGTH_BUCKETS = [(0, 0), (1, 4), (5, 9), (10, 19), (20, 39), (40, None)]  # reference words
 
 
 @dataclass
 class UttAlignment:
-    """One utterance's word alignment as sclite-style rows of equal length: correct words
-    lower-case, errors upper-case, ``*`` where one side has no word, S/D/I marks below."""
+    """One utterance: its words on both sides and the ops aligning them (asr.align codes)."""
 
     id: str
-    ref: str
-    hyp: str
-    marks: str
-    ref_words: int
-    substitutions: int
-    deletions: int
-    insertions: int
+    speaker: str
+    ref_words: list[str]
+    hyp_words: list[str]
+    ops: np.ndarray  # (n_ops,) int8
 
-    @property
-    def errors(self) -> int:
-        return self.substitutions + self.deletions + self.insertions
+    @cached_property
+    def counts(self) -> np.ndarray:
+        return np.bincount(self.ops, minlength=4)  # (4,) correct, S, D, I
+
+    substitutions = property(lambda self: int(self.counts[SUBSTITUTION]))
+    deletions = property(lambda self: int(self.counts[DELETION]))
+    insertions = property(lambda self: int(self.counts[INSERTION]))
+    errors = property(lambda self: int(self.counts[1:].sum()))
+
+    @cached_property
+    def rows(self) -> tuple[str, str, str]:
+        """sclite-style REF, HYP and mark rows of equal length: correct words lower-case,
+        errors upper-case, `*` where one side has no word, S/D/I under each error."""
+        refs, hyps, marks = [], [], []
+        r = h = 0
+        for op in self.ops.tolist():
+            ref = self.ref_words[r] if op != INSERTION else ""
+            hyp = self.hyp_words[h] if op != DELETION else ""
+            r, h = r + (op != INSERTION), h + (op != DELETION)
+            if op != CORRECT:
+                ref, hyp = ref.upper(), hyp.upper()
+            width = max(len(ref), len(hyp))
+            refs.append((ref or "*" * width).ljust(width))
+            hyps.append((hyp or "*" * width).ljust(width))
+            marks.append(("" if op == CORRECT else OP_NAMES[op]).ljust(width))
+        return " ".join(refs), " ".join(hyps), " ".join(marks)
+
+    ref = property(lambda self: self.rows[0])
+    hyp = property(lambda self: self.rows[1])
+    marks = property(lambda self: self.rows[2])
+
+    def to_dict(self) -> dict:
+        return {"id": self.id, "speaker": self.speaker, "ref_words": len(self.ref_words),
+                "substitutions": self.substitutions, "deletions": self.deletions,
+                "insertions": self.insertions, "ref": self.ref, "hyp": self.hyp, "marks": self.marks}
 
 
 @dataclass
 class ScoreReport:
-    """Corpus-level word and character error counts, ids that did not pair up, per-utterance
-    alignments (in reference order) and counters of substitutions, deletions, insertions."""
+    """Corpus counts, ids that did not pair up, per-utterance alignments (reference order)
+    and counters of substitution pairs, deleted and inserted words."""
 
     n_utts: int
     ref_words: int
@@ -107,6 +94,9 @@ class ScoreReport:
     confusions: Counter  # (ref word, hyp word) -> count
     deleted: Counter
     inserted: Counter
+    normalization: str = "custom"
+    seed: int = 0  # of the bootstrap
+    extras: dict = field(default_factory=dict)
 
     @property
     def errors(self) -> int:
@@ -118,65 +108,84 @@ class ScoreReport:
 
     @property
     def cer(self) -> float:
-        errors = self.char_substitutions + self.char_deletions + self.char_insertions
-        return errors / self.ref_chars
+        return (self.char_substitutions + self.char_deletions + self.char_insertions) / self.ref_chars
 
     @property
     def ser(self) -> float:
         return self.sentence_errors / self.n_utts
 
-    def to_dict(self, top_n: int = 10) -> dict:
-        """JSON-able summary; rates are fractions (0.1 = 10%), not percentages."""
+    def per_utterance(self) -> tuple[np.ndarray, np.ndarray]:
+        """(errors (N,), reference words (N,)) per utterance."""
+        errors = np.array([u.errors for u in self.utterances], dtype=np.int64)
+        words = np.array([len(u.ref_words) for u in self.utterances], dtype=np.int64)
+        return errors, words
+
+    @cached_property
+    def wer_interval(self) -> tuple[float, float]:
+        """95% bootstrap confidence interval of the WER, resampling utterances."""
+        return bootstrap_interval(*self.per_utterance(), seed=self.seed)
+
+    def _groups(self, key: Callable[[UttAlignment], str], order: list[str] | None = None) -> list[dict]:
+        groups: dict[str, list[int]] = {}
+        for u in self.utterances:
+            g = groups.setdefault(key(u), [0, 0, 0, 0, 0, 0])  # utts, words, S, D, I, sentence errors
+            for i, value in enumerate((1, len(u.ref_words), u.substitutions, u.deletions, u.insertions,
+                                       u.errors > 0)):
+                g[i] += value
+        rows = []
+        for name in order or sorted(groups):
+            if name in groups:
+                n, words, s, d, i, sent = groups[name]
+                rows.append({"group": name, "utterances": n, "ref_words": words, "substitutions": s,
+                             "deletions": d, "insertions": i,
+                             "wer": (s + d + i) / words if words else None, "ser": sent / n})
+        return rows
+
+    def by_speaker(self) -> list[dict]:
+        return self._groups(lambda u: u.speaker)
+
+    def by_length(self) -> list[dict]:
+        """WER by reference length in words (LENGTH_BUCKETS)."""
+        names = [_bucket_name(lo, hi) for lo, hi in LENGTH_BUCKETS]
+        return self._groups(lambda u: _bucket_name(*_bucket(len(u.ref_words))), names)
+
+    def to_dict(self, top_n: int = 10, alignments: bool = True) -> dict:
+        """JSON-able report; rates are fractions (0.1 = 10%), not percentages."""
         names = ("n_utts ref_words hits substitutions deletions insertions sentence_errors "
                  "ref_chars char_hits char_substitutions char_deletions char_insertions").split()
-        return {
-            "wer": self.wer, "cer": self.cer, "ser": self.ser,
+        lo, hi = self.wer_interval
+        out = {
+            "wer": self.wer, "wer_95ci": [lo, hi], "cer": self.cer, "ser": self.ser,
+            "normalization": self.normalization, "bootstrap_seed": self.seed,
             **{name: getattr(self, name) for name in names},
             "missing": list(self.missing), "extra": list(self.extra),
             "top_confusions": [{"ref": r, "hyp": h, "count": c}
                                for (r, h), c in self.confusions.most_common(top_n)],
             "top_deletions": [{"word": w, "count": c} for w, c in self.deleted.most_common(top_n)],
-            "top_insertions": [{"word": w, "count": c}
-                               for w, c in self.inserted.most_common(top_n)],
+            "top_insertions": [{"word": w, "count": c} for w, c in self.inserted.most_common(top_n)],
+            "by_speaker": self.by_speaker(), "by_length": self.by_length(),
         }
+        if alignments:
+            out["utterances"] = [u.to_dict() for u in self.utterances]
+        return out
 
 
-def _word_ops(chunks, ref: list[str], hyp: list[str]) -> list[tuple[str, str, str]]:
-    """jiwer chunks -> (op, ref word, hyp word) with op in C/S/D/I and '' for no word."""
-    ops = []
-    for c in chunks:
-        r, h = ref[c.ref_start_idx:c.ref_end_idx], hyp[c.hyp_start_idx:c.hyp_end_idx]
-        if c.type == "equal":
-            ops += [("C", a, b) for a, b in zip(r, h, strict=True)]
-        elif c.type == "substitute":
-            ops += [("S", a, b) for a, b in zip(r, h, strict=True)]
-        elif c.type == "delete":
-            ops += [("D", a, "") for a in r]
-        else:
-            ops += [("I", "", b) for b in h]
-    return ops
+def _bucket(n: int) -> tuple[int, int | None]:
+    return next((lo, hi) for lo, hi in LENGTH_BUCKETS if n >= lo and (hi is None or n <= hi))
 
 
-def _rows(ops: list[tuple[str, str, str]]) -> tuple[str, str, str]:
-    """sclite-style REF, HYP and mark rows, column by column."""
-    ref_row, hyp_row, mark_row = [], [], []
-    for op, r, h in ops:
-        if op != "C":
-            r, h = r.upper(), h.upper()
-        width = max(len(r), len(h))
-        ref_row.append((r or "*" * width).ljust(width))
-        hyp_row.append((h or "*" * width).ljust(width))
-        mark_row.append(("" if op == "C" else op).ljust(width))
-    return " ".join(ref_row), " ".join(hyp_row), " ".join(mark_row)
+def _bucket_name(lo: int, hi: int | None) -> str:
+    return f"{lo}+" if hi is None else str(lo) if lo == hi else f"{lo}-{hi}"
 
 
 def score(refs: Mapping[str, str], hyps: Mapping[str, str],
-          normalize: Callable[[str], str] | None = None) -> ScoreReport:
-    """Score hypotheses against references paired by id, after ``normalize`` (None: as is).
+          normalize: Callable[[str], str] | None = None, speakers: Mapping[str, str] | None = None,
+          normalization: str | None = None, seed: int = 0) -> ScoreReport:
+    """Score hypotheses against references paired by id, after `normalize` (None: as is).
 
-    Ids missing from ``hyps`` are scored as empty hypotheses; ids only in ``hyps`` are
-    ignored. Both are listed in the report. Raises ValueError if the references hold no
-    words after normalisation (WER undefined).
+    Ids missing from `hyps` are scored as empty hypotheses; ids only in `hyps` are ignored;
+    both are listed in the report. `speakers` maps ids to speakers (default: speaker_of).
+    Raises ValueError if the references hold no words after normalisation (WER undefined).
     """
     norm = normalize or str
     ids = list(refs)
@@ -186,40 +195,39 @@ def score(refs: Mapping[str, str], hyps: Mapping[str, str],
     if ref_words == 0:
         raise ValueError(f"no reference words to score ({len(ids)} references, all empty after "
                          "normalisation); check that REF is the reference file and not empty")
-    # One batched jiwer call per level; references that are empty are handled here instead
-    # (jiwer rejects them in some versions): all their hypothesis words are insertions.
+    speakers = speakers or {}
+    utts = [UttAlignment(uid, speakers.get(uid) or speaker_of(uid), r, h, ops)
+            for uid, r, h, ops in zip(ids, ref_w, hyp_w, align_pairs(ref_w, hyp_w), strict=True)]
+    confusions, deleted, inserted = Counter(), Counter(), Counter()
+    for u in utts:
+        if u.errors:
+            r = h = 0
+            for op in u.ops.tolist():
+                if op == SUBSTITUTION:
+                    confusions[u.ref_words[r], u.hyp_words[h]] += 1
+                elif op == DELETION:
+                    deleted[u.ref_words[r]] += 1
+                elif op == INSERTION:
+                    inserted[u.hyp_words[h]] += 1
+                r, h = r + (op != INSERTION), h + (op != DELETION)
+    totals = np.sum([u.counts for u in utts], axis=0)  # (4,)
+
+    # characters: one batched jiwer call; empty references are handled here (jiwer rejects
+    # them in some versions): all their hypothesis characters are insertions
     scored = [k for k, w in enumerate(ref_w) if w]
     ref_s = [" ".join(ref_w[k]) for k in scored]
-    hyp_s = [" ".join(hyp_w[k]) for k in scored]
-    chunks = dict(zip(scored, jiwer.process_words(ref_s, hyp_s).alignments, strict=True))
-    chars = jiwer.process_characters(ref_s, hyp_s)
+    chars = jiwer.process_characters(ref_s, [" ".join(hyp_w[k]) for k in scored])
     unscored_chars = sum(len(" ".join(hyp_w[k])) for k in range(len(ids)) if not ref_w[k])
-
-    utts, confusions, deleted, inserted = [], Counter(), Counter(), Counter()
-    for k, uid in enumerate(ids):
-        if k in chunks:
-            ops = _word_ops(chunks[k], ref_w[k], hyp_w[k])
-        else:  # empty reference
-            ops = [("I", "", h) for h in hyp_w[k]]
-        n = Counter(op for op, _, _ in ops)
-        confusions.update((r, h) for op, r, h in ops if op == "S")
-        deleted.update(r for op, r, _ in ops if op == "D")
-        inserted.update(h for op, _, h in ops if op == "I")
-        utts.append(UttAlignment(uid, *_rows(ops), len(ref_w[k]), n["S"], n["D"], n["I"]))
-
     return ScoreReport(
-        n_utts=len(ids), ref_words=ref_words,
-        hits=sum(u.ref_words - u.substitutions - u.deletions for u in utts),
-        substitutions=sum(u.substitutions for u in utts),
-        deletions=sum(u.deletions for u in utts),
-        insertions=sum(u.insertions for u in utts),
-        sentence_errors=sum(u.errors > 0 for u in utts),
+        n_utts=len(ids), ref_words=ref_words, hits=int(totals[CORRECT]),
+        substitutions=int(totals[SUBSTITUTION]), deletions=int(totals[DELETION]),
+        insertions=int(totals[INSERTION]), sentence_errors=sum(u.errors > 0 for u in utts),
         ref_chars=sum(map(len, ref_s)), char_hits=chars.hits,
         char_substitutions=chars.substitutions, char_deletions=chars.deletions,
         char_insertions=chars.insertions + unscored_chars,
         missing=[i for i in ids if i not in hyps], extra=[i for i in hyps if i not in refs],
         utterances=utts, confusions=confusions, deleted=deleted, inserted=inserted,
-    )
+        normalization=normalization or ("none" if normalize is None else "custom"), seed=seed)
 
 
 def _id_list(ids: list[str], limit: int = 10) -> str:
@@ -227,12 +235,18 @@ def _id_list(ids: list[str], limit: int = 10) -> str:
     return "  " + " ".join(ids[:limit]) + more
 
 
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.2f}"
+
+
 def format_report(report: ScoreReport, max_alignments: int | None = 20, top_n: int = 10) -> str:
-    """Human-readable report: sclite-like summary table, pairing problems, top confusions,
-    then alignments of the utterances with errors (``max_alignments`` None: all)."""
+    """Human-readable report: sclite-like summary table, WER with its confidence interval,
+    pairing problems, top confusions, WER by speaker and by length, then alignments of the
+    utterances with errors (`max_alignments` None: all)."""
     r = report
     counts = (r.hits, r.substitutions, r.deletions, r.insertions, r.errors)
     pct = [f"{100 * c / r.ref_words:6.2f}" for c in counts] + [f"{100 * r.ser:6.2f}"]
+    lo, hi = r.wer_interval
     lines = [
         f"{'':7}{'#snt':>7}{'#wrd':>8} |" + "".join(
             f"{h:>7}" for h in ("Corr", "Sub", "Del", "Ins", "Err", "S.Err")),
@@ -240,9 +254,10 @@ def format_report(report: ScoreReport, max_alignments: int | None = 20, top_n: i
         + "".join(f"{c:>7}" for c in (*counts, r.sentence_errors)),
         f"{'%':7}{'':15} |" + "".join(f"{p:>7}" for p in pct),
         "",
-        f"WER {100 * r.wer:.2f}% ({r.errors} / {r.ref_words} words)   "
-        f"CER {100 * r.cer:.2f}% ({r.char_substitutions + r.char_deletions + r.char_insertions}"
-        f" / {r.ref_chars} characters, spaces included)",
+        f"WER {100 * r.wer:.2f}% ({r.errors} / {r.ref_words} words; 95% CI {100 * lo:.2f}-{100 * hi:.2f}, "
+        f"bootstrap over utterances)   CER {100 * r.cer:.2f}% "
+        f"({r.char_substitutions + r.char_deletions + r.char_insertions} / {r.ref_chars} characters, "
+        f"spaces included)   normalisation: {r.normalization}",
     ]
     if r.missing:
         lines += [f"\nMissing from HYP: {len(r.missing)} ids (scored as empty, all deletions):",
@@ -256,6 +271,12 @@ def format_report(report: ScoreReport, max_alignments: int | None = 20, top_n: i
     for title, rows in sections:
         if rows:
             lines += [f"\n{title}:"] + [f"{c:7d}  {what}" for c, what in rows]
+    for title, rows in (("WER by speaker", r.by_speaker()), ("WER by reference length (words)",
+                                                             r.by_length())):
+        width = max(len(g["group"]) for g in rows)
+        lines += [f"\n{title}:", f"  {'':{width}} {'#snt':>6} {'#wrd':>7} {'WER %':>7} {'S.Err %':>8}"]
+        lines += [f"  {g['group']:{width}} {g['utterances']:>6} {g['ref_words']:>7} {_pct(g['wer']):>7} "
+                  f"{_pct(g['ser']):>8}" for g in rows]
 
     bad = [u for u in r.utterances if u.errors]
     shown = bad if max_alignments is None else bad[:max_alignments]
@@ -263,6 +284,26 @@ def format_report(report: ScoreReport, max_alignments: int | None = 20, top_n: i
         lines.append(f"\nAlignments of utterances with errors ({len(shown)} of {len(bad)}):")
     for u in shown:
         lines += [f"\n{u.id}  S={u.substitutions} D={u.deletions} I={u.insertions}"
-                  f"  ({u.ref_words} ref words)",
+                  f"  ({len(u.ref_words)} ref words)",
                   f"REF: {u.ref}".rstrip(), f"HYP: {u.hyp}".rstrip(), f"     {u.marks}".rstrip()]
+    return "\n".join(lines)
+
+
+def format_markdown(report: ScoreReport, top_n: int = 10) -> str:
+    """The summary, top substitutions and WER by speaker and length as markdown tables."""
+    r = report
+    lo, hi = r.wer_interval
+    lines = ["| utterances | words | WER % (95% CI) | CER % | SER % | Corr | Sub | Del | Ins |",
+             "|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+             f"| {r.n_utts} | {r.ref_words} | {_pct(r.wer)} ({_pct(lo)}-{_pct(hi)}) | {_pct(r.cer)} | "
+             f"{_pct(r.ser)} | {r.hits} | {r.substitutions} | {r.deletions} | {r.insertions} |",
+             "", f"Normalisation: {r.normalization}. Missing hypotheses: {len(r.missing)} (scored as "
+             f"deletions); extra: {len(r.extra)} (ignored)."]
+    if r.confusions:
+        lines += ["", "| ref | hyp | count |", "|---|---|--:|"]
+        lines += [f"| {a} | {b} | {c} |" for (a, b), c in r.confusions.most_common(top_n)]
+    for title, rows in (("speaker", r.by_speaker()), ("reference words", r.by_length())):
+        lines += ["", f"| {title} | utterances | words | WER % | SER % |", "|---|--:|--:|--:|--:|"]
+        lines += [f"| {g['group']} | {g['utterances']} | {g['ref_words']} | {_pct(g['wer'])} | "
+                  f"{_pct(g['ser'])} |" for g in rows]
     return "\n".join(lines)

@@ -137,3 +137,16 @@ class CharTokenizer:
         if state.get("type") != "char":
             raise ValueError(f"unknown tokenizer type {state.get('type')!r}")
         return cls(list(state["vocab"]))
+
+
+def basic_normalize(text: str) -> str:
+    """Language-neutral: Unicode NFKC, lower case, punctuation to spaces (apostrophes inside
+    words kept), single spaces. 'Don't STOP -- now!' -> "don't stop now"."""
+    text = unicodedata.normalize("NFKC", text.translate(_APOSTROPHES)).lower()
+    text = re.sub(r"[^\w' ]+|_", " ", text)
+    text = re.sub(r"(?<!\w)'|'(?!\w)", " ", text)
+    return " ".join(text.split())
+
+
+# Scoring normalisers by name; "english" is the one training transcripts go through.
+NORMALIZERS = {"none": lambda text: " ".join(text.split()), "basic": basic_normalize, "english": normalize}
