@@ -8,13 +8,12 @@ import logging
 import os
 import sys
 from dataclasses import fields
+from pathlib import Path
 
-from asr.model import SIZES, ModelConfig
+from asr.config import SIZES, ModelConfig, TrainConfig
 
 
 def _add_train(sub) -> None:
-    from asr.train import TrainConfig
-
     default = {f.name: f.default for f in fields(TrainConfig)}
     p = sub.add_parser("train", help="train a BiLSTM-CTC model on JSONL manifests",
                        description="Train on one device, or on many with "
@@ -122,24 +121,90 @@ def _run_decode(args) -> int:
     return 0
 
 
+def _add_scoring_inputs(p) -> None:
+    p.add_argument("--normalize", default="english", choices=["none", "basic", "english"],
+                   help="text normaliser for both sides (default english: the training normaliser)")
+    p.add_argument("--ref-format", choices=["jsonl", "kaldi", "trn"], help="default: detected")
+    p.add_argument("--hyp-format", choices=["jsonl", "kaldi", "trn"], help="default: detected")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+
+
 def _add_score(sub) -> None:
-    p = sub.add_parser("score", help="WER/CER of hypotheses against references")
-    p.add_argument("ref", help="reference: JSONL manifest or Kaldi text file")
-    p.add_argument("hyp", help="hypotheses: JSONL or Kaldi text file")
-    p.add_argument("--json", action="store_true", help="print a JSON summary instead")
+    p = sub.add_parser("score", help="WER/CER of hypotheses against references (sclite's alignment)")
+    p.add_argument("ref", help="references: JSONL manifest, Kaldi text or sclite trn file")
+    p.add_argument("hyp", help="hypotheses: JSONL, Kaldi text or trn file")
+    _add_scoring_inputs(p)
+    p.add_argument("--format", default="text", choices=["text", "json", "markdown"])
+    p.add_argument("--json", action="store_const", const="json", dest="format",
+                   help="the same as --format json")
+    p.add_argument("--json-out", metavar="PATH", help="also write the JSON report to PATH")
     p.add_argument("--max-alignments", type=int, default=20,
                    help="per-utterance alignments shown in the text report")
 
 
-def _run_score(args) -> int:
-    from asr.score import format_report, read_transcripts, score
-    from asr.text import normalize
+def _score_files(ref: str, hyp: str, args):
+    from asr.score import score
+    from asr.text import NORMALIZERS
+    from asr.transcripts import read_speakers, read_transcripts
 
-    report = score(read_transcripts(args.ref), read_transcripts(args.hyp), normalize)
-    if args.json:
+    return score(read_transcripts(ref, args.ref_format), read_transcripts(hyp, args.hyp_format),
+                 NORMALIZERS[args.normalize], speakers=read_speakers(ref), normalization=args.normalize,
+                 seed=args.seed)
+
+
+def _run_score(args) -> int:
+    from asr.atomic import atomic_path
+    from asr.score import format_markdown, format_report
+
+    report = _score_files(args.ref, args.hyp, args)
+    if args.json_out:
+        with atomic_path(args.json_out) as tmp:
+            Path(tmp).write_text(json.dumps(report.to_dict()) + "\n")
+    if args.format == "json":
         print(json.dumps(report.to_dict()))
+    elif args.format == "markdown":
+        print(format_markdown(report))
     else:
         print(format_report(report, max_alignments=args.max_alignments))
+    return 0
+
+
+def _add_compare(sub) -> None:
+    p = sub.add_parser("compare", help="is system A better than B? paired bootstrap and MAPSSWE")
+    p.add_argument("--ref", required=True, help="references (JSONL, Kaldi text or trn)")
+    p.add_argument("hyp_a", help="hypotheses of system A")
+    p.add_argument("hyp_b", help="hypotheses of system B")
+    _add_scoring_inputs(p)
+    p.add_argument("--draws", type=int, default=1000, help="bootstrap resamples (default 1000)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+
+
+def _run_compare(args) -> int:
+    from asr.significance import mapsswe, paired_bootstrap
+
+    a, b = (_score_files(args.ref, hyp, args) for hyp in (args.hyp_a, args.hyp_b))
+    errors_a, words = a.per_utterance()
+    errors_b, _ = b.per_utterance()
+    result = {
+        "a": {"hyp": args.hyp_a, "wer": a.wer, "wer_95ci": list(a.wer_interval), "missing": len(a.missing)},
+        "b": {"hyp": args.hyp_b, "wer": b.wer, "wer_95ci": list(b.wer_interval), "missing": len(b.missing)},
+        "utterances": a.n_utts, "ref_words": a.ref_words, "normalization": args.normalize,
+        "paired_bootstrap": paired_bootstrap(errors_a, errors_b, words, args.draws, args.seed),
+        "mapsswe": mapsswe([u.ops for u in a.utterances], [u.ops for u in b.utterances]),
+    }
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    boot, test = result["paired_bootstrap"], result["mapsswe"]
+    for name, r in (("A", result["a"]), ("B", result["b"])):
+        lo, hi = r["wer_95ci"]
+        print(f"{name}: WER {100 * r['wer']:.2f}% (95% CI {100 * lo:.2f}-{100 * hi:.2f})  {r['hyp']}")
+    lo, hi = boot["diff_95ci"]
+    print(f"{a.n_utts} utterances, {a.ref_words} reference words, normalisation {args.normalize}")
+    print(f"paired bootstrap ({boot['draws']} resamples, seed {boot['seed']}): P(A better) = "
+          f"{boot['p_a_better']:.3f}, WER A - B 95% CI {100 * lo:+.2f} to {100 * hi:+.2f} points")
+    print(f"MAPSSWE: {test['segments']} segments, mean errors A - B per segment {test['mean_diff']:+.3f}, "
+          f"Z = {test['z']:.2f}, p = {test['p_value']:.4f} (two-sided)")
     return 0
 
 
@@ -329,6 +394,7 @@ COMMANDS = {
     "train": (_add_train, _run_train),
     "decode": (_add_decode, _run_decode),
     "score": (_add_score, _run_score),
+    "compare": (_add_compare, _run_compare),
     "transcribe": (_add_transcribe, _run_transcribe),
     "average": (_add_average, _run_average),
     "prepare": (_add_prepare, _run_prepare),

@@ -6,56 +6,13 @@ waveform -> log-mel -> CMVN -> SpecAugment (training) -> subsampling -> (Bi)LSTM
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
-
 import torch
 import torch.nn.functional as F
 from torch import _VF, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from asr.config import SIZES, ModelConfig  # noqa: F401 (SIZES: re-exported)
 from asr.features import GlobalCMVN, LogMelFbank, SpecAugment
-
-SIZES = {  # name -> (layers, hidden units per direction)
-    "tiny": (2, 160),
-    "small": (3, 256),
-    "medium": (4, 512),
-    "large": (5, 1024),
-}
-
-
-@dataclass
-class ModelConfig:
-    vocab_size: int
-    sample_rate: int = 16000
-    n_mels: int = 80
-    subsampling: str = "stack"  # "stack" (frame stacking) or "conv" (2-layer Conv2d)
-    subsampling_factor: int = 2  # 2 for characters, 4 for subword units
-    num_layers: int = 3
-    hidden_size: int = 256  # per direction
-    rnn_type: str = "lstm"  # "lstm" or "gru"
-    bidirectional: bool = True
-    dropout: float = 0.1
-    conv_channels: int = 32
-    freq_mask: int = 27
-    n_freq_masks: int = 2
-    time_mask: int = 40
-    n_time_masks: int = 2
-
-    @classmethod
-    def from_size(cls, size: str, vocab_size: int, **overrides) -> ModelConfig:
-        if size not in SIZES:
-            raise ValueError(f"unknown model size {size!r}; choose one of {', '.join(SIZES)}")
-        layers, hidden = SIZES[size]
-        return cls(**{"vocab_size": vocab_size, "num_layers": layers, "hidden_size": hidden,
-                      **overrides})
-
-    @classmethod
-    def from_dict(cls, state: dict) -> ModelConfig:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in state.items() if k in known})
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 class ConvSubsampling(nn.Module):

@@ -117,7 +117,10 @@ def mapsswe(ops_a: list[np.ndarray], ops_b: list[np.ndarray], min_good: int = 2)
         return {"segments": n, "mean_diff": float(np.mean(diffs)) if diffs else 0.0, "z": 0.0,
                 "p_value": 1.0, "min_good": min_good}
     d = np.array(diffs, dtype=np.float64)
-    sd = d.std(ddof=1)
-    z = 0.0 if sd == 0 else float(d.mean() / (sd / math.sqrt(n)))
-    p = 1.0 if sd == 0 and d.mean() == 0 else math.erfc(abs(z) / math.sqrt(2)) if sd else 0.0
-    return {"segments": n, "mean_diff": float(d.mean()), "z": z, "p_value": p, "min_good": min_good}
+    mean, sd = float(d.mean()), float(d.std(ddof=1))
+    if sd == 0:  # every segment differs by the same amount
+        z = 0.0 if mean == 0 else math.copysign(math.inf, mean)
+    else:
+        z = mean / (sd / math.sqrt(n))
+    return {"segments": n, "mean_diff": mean, "z": z, "p_value": math.erfc(abs(z) / math.sqrt(2)),
+            "min_good": min_good}

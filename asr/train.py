@@ -20,7 +20,7 @@ import logging
 import math
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -31,6 +31,7 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 from asr.checkpoint import load_checkpoint, model_state, rng_state, save_atomic, set_rng_state
+from asr.config import TrainConfig
 from asr.data import (
     BucketBatchSampler,
     SpeechDataset,
@@ -47,33 +48,6 @@ from asr.score import score
 from asr.text import CharTokenizer, normalize
 
 log = logging.getLogger("asr.train")
-
-
-@dataclass
-class TrainConfig:
-    train_manifest: str
-    dev_manifest: str
-    exp_dir: str
-    size: str = "small"
-    model_overrides: dict = field(default_factory=dict)  # ModelConfig fields, e.g. {"dropout": 0.2}
-    epochs: int = 30
-    max_batch_seconds: float = 300.0
-    lr: float = 2e-3
-    warmup_steps: int = 300
-    weight_decay: float = 1e-2
-    clip_norm: float = 5.0
-    patience: int = 5  # epochs without dev WER improvement before stopping
-    seed: int = 0
-    device: str = "auto"
-    num_workers: int = 2
-    cmvn_utterances: int = 500
-    resume: bool = False
-    save_every_steps: int = 0  # also write step-K.pt every this many steps (0: epoch ends only)
-    max_steps: int = 0  # stop after this global step, e.g. at a job's time limit (0: no limit);
-    #                     the LR schedule is unchanged, so --resume carries on exactly
-    keep_checkpoints: int = 3  # epoch-N.pt and step-K.pt files kept, of each kind
-    log_interval: int = 50  # steps between loss reports (TensorBoard, progress bar, log)
-    preflight: bool = True  # on GPU, run the largest possible batch once before training
 
 
 def warmup_cosine(warmup: int, total: int):

@@ -59,8 +59,8 @@ score() {
   [ ${#tags[@]} -gt 0 ] || tags=("")
   for tag in "${tags[@]}"; do
     for set in dev test; do
-      asr score "data/$set.jsonl" "exp/recogs-$set$tag.jsonl" > "exp/errs-$set$tag.txt"
-      asr score --json "data/$set.jsonl" "exp/recogs-$set$tag.jsonl" > "exp/wer-summary-$set$tag.json"
+      asr score "data/$set.jsonl" "exp/recogs-$set$tag.jsonl" \
+        --json-out "exp/wer-summary-$set$tag.json" > "exp/errs-$set$tag.txt"
       sets+=("$set$tag")
     done
   done

@@ -153,3 +153,66 @@ def test_report_and_dict():
 def test_score_does_not_import_torch():
     code = "import sys, asr.score; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_trn_files_read_by_extension_or_content(tmp_path):
+    text = "hello world (spk1-a)\n (spk1-b)\ncall me (later) (spk2-c)\n"
+    for name in ("ref.trn", "ref.txt"):
+        (tmp_path / name).write_text(text)
+        assert read_transcripts(tmp_path / name) == {"spk1-a": "hello world", "spk1-b": "",
+                                                     "spk2-c": "call me (later)"}
+    (tmp_path / "bad.trn").write_text("no id here\n")
+    with pytest.raises(ValueError, match=r"bad.trn:1: .*id in parentheses"):
+        read_transcripts(tmp_path / "bad.trn")
+    (tmp_path / "text").write_text("utt1 words (noise)\nutt2 more\n")  # not every line: Kaldi
+    assert read_transcripts(tmp_path / "text") == {"utt1": "words (noise)", "utt2": "more"}
+
+
+def test_named_normalisers():
+    from asr.text import NORMALIZERS
+
+    text = "Hello,  WORLD: it's 2 o'clock -- 'quoted'"
+    assert NORMALIZERS["none"](text) == "Hello, WORLD: it's 2 o'clock -- 'quoted'"
+    assert NORMALIZERS["basic"](text) == "hello world it's 2 o'clock quoted"
+    assert NORMALIZERS["english"](text) == "hello world it's two o'clock quoted"
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "asr.cli", *args], capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_cli_score_formats_normalisation_and_json_file(tmp_path):
+    ref, hyp = tmp_path / "ref.jsonl", tmp_path / "hyp.trn"
+    ref.write_text(json.dumps({"id": "u1", "text": "Two cats.", "speaker": "ann"}) + "\n"
+                   + json.dumps({"id": "u2", "text": "a dog", "speaker": "bob"}) + "\n")
+    hyp.write_text("2 cats (u1)\na log (u2)\n")
+    english = _cli("score", str(ref), str(hyp), "--format", "json", "--json-out", str(tmp_path / "r.json"))
+    report = json.loads(english.stdout)
+    assert report == json.loads((tmp_path / "r.json").read_text())
+    assert report["normalization"] == "english" and report["substitutions"] == 1  # dog -> log
+    assert [g["group"] for g in report["by_speaker"]] == ["ann", "bob"]  # from the manifest
+    assert report["utterances"][1]["marks"].strip() == "S"
+    lo, hi = report["wer_95ci"]
+    assert lo <= report["wer"] <= hi
+    basic = json.loads(_cli("score", str(ref), str(hyp), "--json", "--normalize", "basic").stdout)
+    assert basic["substitutions"] == 2 and basic["normalization"] == "basic"  # two -> 2 as well
+    markdown = _cli("score", str(ref), str(hyp), "--format", "markdown").stdout
+    assert "| utterances | words | WER % (95% CI)" in markdown and "| dog | log | 1 |" in markdown
+    missing = _cli("score", str(ref), str(tmp_path / "nope.trn"))
+    assert missing.returncode == 2 and "nope.trn: no such transcript file" in missing.stderr
+
+
+def test_cli_compare_prefers_the_better_system(tmp_path):
+    refs = {f"s{i % 5}-u{i}": "the cat sat on the mat today" for i in range(60)}
+    good = {k: v for k, v in refs.items()}
+    bad = {k: v.replace("sat", "sad") if i % 2 else v for i, (k, v) in enumerate(refs.items())}
+    for name, texts in (("ref", refs), ("a", good), ("b", bad)):
+        (tmp_path / f"{name}.txt").write_text("".join(f"{k} {v}\n" for k, v in texts.items()))
+    files = [str(tmp_path / f"{name}.txt") for name in ("ref", "a", "b")]
+    result = json.loads(_cli("compare", "--ref", *files, "--json").stdout)
+    assert result["a"]["wer"] == 0 and result["b"]["wer"] == pytest.approx(30 / 420)
+    assert result["paired_bootstrap"]["p_a_better"] > 0.99
+    assert result["mapsswe"]["segments"] == 30 and result["mapsswe"]["p_value"] == 0.0
+    text = _cli("compare", "--ref", *files)
+    assert "P(A better) = 1.000" in text.stdout and "MAPSSWE: 30 segments" in text.stdout
