@@ -9,7 +9,10 @@
 // last cell. Words are integer ids.
 
 #include <cstddef>
+#include <algorithm>
 #include <cstdint>
+#include <cstring>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -37,13 +40,11 @@ int align(const int32_t* ref, int R, const int32_t* hyp, int H, std::vector<int3
             const int32_t sub = above[b - 1] + (ref[a - 1] == hyp[b - 1] ? 0 : SUB_COST);
             const int32_t del = above[b] + INS_DEL_COST;
             const int32_t ins = row[b - 1] + INS_DEL_COST;
-            if (sub <= del && sub <= ins) {
-                row[b] = sub, row_back[b] = DIAGONAL;
-            } else if (del < ins) {
-                row[b] = del, row_back[b] = UP;
-            } else {
-                row[b] = ins, row_back[b] = LEFT;
-            }
+            const bool take_del = del < ins;  // written branch-free: the compiler uses cmov
+            const int32_t gap = take_del ? del : ins;
+            const bool take_sub = sub <= gap;
+            row[b] = take_sub ? sub : gap;
+            row_back[b] = take_sub ? DIAGONAL : (take_del ? UP : LEFT);
         }
     }
     int n = 0;
@@ -68,16 +69,31 @@ int align(const int32_t* ref, int R, const int32_t* hyp, int H, std::vector<int3
 extern "C" {
 
 // N pairs: pair i is ref[ref_offsets[i]:ref_offsets[i+1]] against hyp[hyp_offsets[i]:...].
-// Its ops go to ops[ref_offsets[i] + hyp_offsets[i]:...] (room for R + H), their number to
-// counts[i]. Op codes: 0 correct, 1 substitution, 2 deletion, 3 insertion.
+// The ops of all pairs are written one after another into `ops` (room for the total of
+// R + H over the pairs), pair i's number of ops into counts[i]. Op codes: 0 correct,
+// 1 substitution, 2 deletion, 3 insertion. `threads` share the pairs.
 void asr_align_batch(int64_t N, const int64_t* ref_offsets, const int32_t* ref, const int64_t* hyp_offsets,
-                     const int32_t* hyp, int8_t* ops, int32_t* counts) {
-    std::vector<int32_t> cost;
-    std::vector<int8_t> back;
+                     const int32_t* hyp, int8_t* ops, int32_t* counts, int threads) {
+    // each pair first writes at its own room, ref_offsets[i] + hyp_offsets[i]
+    auto work = [&](int64_t begin, int64_t end) {
+        std::vector<int32_t> cost;
+        std::vector<int8_t> back;
+        for (int64_t i = begin; i < end; ++i) {
+            const int64_t r0 = ref_offsets[i], h0 = hyp_offsets[i];
+            counts[i] = align(ref + r0, static_cast<int>(ref_offsets[i + 1] - r0), hyp + h0,
+                              static_cast<int>(hyp_offsets[i + 1] - h0), cost, back, ops + r0 + h0);
+        }
+    };
+    threads = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads, N)));
+    std::vector<std::thread> pool;
+    for (int t = 1; t < threads; ++t) pool.emplace_back(work, N * t / threads, N * (t + 1) / threads);
+    work(0, N / threads);
+    for (auto& thread : pool) thread.join();
+    // then the ops close up, in order
+    int8_t* out = ops;
     for (int64_t i = 0; i < N; ++i) {
-        const int64_t r0 = ref_offsets[i], h0 = hyp_offsets[i];
-        counts[i] = align(ref + r0, static_cast<int>(ref_offsets[i + 1] - r0), hyp + h0,
-                          static_cast<int>(hyp_offsets[i + 1] - h0), cost, back, ops + r0 + h0);
+        std::memmove(out, ops + ref_offsets[i] + hyp_offsets[i], counts[i]);
+        out += counts[i];
     }
 }
 

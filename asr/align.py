@@ -1,13 +1,16 @@
 """Word alignment with NIST sclite's costs and tie-breaking (see align.cpp), for many pairs at once.
 
-`align_pairs(refs, hyps)` maps words to integer ids, aligns every pair in one call of the
-compiled aligner, and returns per pair an int8 array of ops: CORRECT, SUBSTITUTION,
-DELETION, INSERTION. Without a compiler the same algorithm runs in Python (slowly).
+`align_words(refs, hyps)` maps words to integer ids and aligns every pair in one call of the
+compiled aligner (`align_chars` does the same for characters); ops are int8 codes CORRECT,
+SUBSTITUTION, DELETION, INSERTION. Without a compiler the same algorithm runs in Python
+(slowly).
 """
 
 from __future__ import annotations
 
 import ctypes
+import itertools
+import os
 from functools import cache
 from pathlib import Path
 
@@ -25,7 +28,7 @@ SOURCE = Path(__file__).with_name("align.cpp")
 def _library() -> ctypes.CDLL | None:
     lib = load_library(SOURCE)
     if lib is not None:
-        lib.asr_align_batch.argtypes = [ctypes.c_int64] + [ctypes.c_void_p] * 6
+        lib.asr_align_batch.argtypes = [ctypes.c_int64] + [ctypes.c_void_p] * 6 + [ctypes.c_int]
     return lib
 
 
@@ -62,20 +65,53 @@ def align_python(ref: list, hyp: list) -> np.ndarray:
     return np.array(ops[::-1], dtype=np.int8)
 
 
-def align_pairs(refs: list[list[str]], hyps: list[list[str]]) -> list[np.ndarray]:
-    """Per pair of word lists, its ops (int8, in order)."""
+def align_ids(ref_ids: np.ndarray, ref_offsets: np.ndarray, hyp_ids: np.ndarray,
+              hyp_offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """N pairs of integer sequences, concatenated (with offsets (N+1,)) -> the ops of all
+    pairs one after another (int8) and each pair's number of ops (N,)."""
+    n = len(ref_offsets) - 1
     lib = _library()
     if lib is None:
-        return [align_python(r, h) for r, h in zip(refs, hyps, strict=True)]
-    vocab: dict[str, int] = {}
-    ref_ids = np.array([vocab.setdefault(w, len(vocab)) for words in refs for w in words], dtype=np.int32)
-    hyp_ids = np.array([vocab.setdefault(w, len(vocab)) for words in hyps for w in words], dtype=np.int32)
-    ref_offsets = np.cumsum([0] + [len(w) for w in refs], dtype=np.int64)
-    hyp_offsets = np.cumsum([0] + [len(w) for w in hyps], dtype=np.int64)
-    starts = ref_offsets + hyp_offsets  # (N+1,) where each pair's ops begin
-    ops = np.zeros(max(int(starts[-1]), 1), dtype=np.int8)
-    counts = np.zeros(len(refs), dtype=np.int32)
-    lib.asr_align_batch(len(refs), ptr(ref_offsets), ptr(ref_ids if len(ref_ids) else np.zeros(1, np.int32)),
-                        ptr(hyp_offsets), ptr(hyp_ids if len(hyp_ids) else np.zeros(1, np.int32)),
-                        ptr(ops), ptr(counts))
-    return [ops[s:s + n] for s, n in zip(starts[:-1].tolist(), counts.tolist(), strict=True)]
+        per_pair = [align_python(ref_ids[ref_offsets[i]:ref_offsets[i + 1]].tolist(),
+                                 hyp_ids[hyp_offsets[i]:hyp_offsets[i + 1]].tolist()) for i in range(n)]
+        counts = np.array([len(p) for p in per_pair], dtype=np.int32)
+        return np.concatenate(per_pair or [np.zeros(0, np.int8)]).astype(np.int8), counts
+    arrays = [np.ascontiguousarray(a, dtype=d) for a, d in ((ref_offsets, np.int64), (ref_ids, np.int32),
+                                                             (hyp_offsets, np.int64), (hyp_ids, np.int32))]
+    arrays = [a if len(a) else np.zeros(1, a.dtype) for a in arrays]  # valid pointers
+    ops = np.zeros(max(len(ref_ids) + len(hyp_ids), 1), dtype=np.int8)
+    counts = np.zeros(n, dtype=np.int32)
+    lib.asr_align_batch(n, *map(ptr, arrays), ptr(ops), ptr(counts), os.cpu_count() or 1)
+    return ops[:int(counts.sum())], counts
+
+
+def _offsets(lengths: list[int]) -> np.ndarray:
+    return np.cumsum([0] + lengths, dtype=np.int64)
+
+
+def align_words(refs: list[list[str]], hyps: list[list[str]]) -> tuple[np.ndarray, np.ndarray]:
+    """Word lists, pair by pair -> (ops of all pairs, ops per pair (N,))."""
+    ref_words, hyp_words = (list(itertools.chain.from_iterable(side)) for side in (refs, hyps))
+    vocab = {w: i for i, w in enumerate(dict.fromkeys(itertools.chain(ref_words, hyp_words)))}
+    ref_ids = np.fromiter(map(vocab.__getitem__, ref_words), dtype=np.int32, count=len(ref_words))
+    hyp_ids = np.fromiter(map(vocab.__getitem__, hyp_words), dtype=np.int32, count=len(hyp_words))
+    return align_ids(ref_ids, _offsets([len(w) for w in refs]), hyp_ids, _offsets([len(w) for w in hyps]))
+
+
+def align_chars(refs: list[str], hyps: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Strings, pair by pair, aligned character by character (spaces included)."""
+    def code_points(texts: list[str]) -> np.ndarray:
+        return np.frombuffer("".join(texts).encode("utf-32-le"), dtype=np.uint32).astype(np.int32)
+
+    return align_ids(code_points(refs), _offsets([len(t) for t in refs]), code_points(hyps),
+                     _offsets([len(t) for t in hyps]))
+
+
+def split_ops(ops: np.ndarray, counts: np.ndarray) -> list[np.ndarray]:
+    """The flat ops of align_ids cut into one array per pair."""
+    return np.split(ops, np.cumsum(counts)[:-1]) if len(counts) else []
+
+
+def align_pairs(refs: list[list[str]], hyps: list[list[str]]) -> list[np.ndarray]:
+    """Per pair of word lists, its ops (int8, in order)."""
+    return split_ops(*align_words(refs, hyps))

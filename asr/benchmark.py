@@ -13,10 +13,12 @@ import json
 import logging
 import time
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from asr.atomic import atomic_path, write_text
+
+if TYPE_CHECKING:  # torch is imported only when the command runs: the CLI starts fast
+    import torch
 
 log = logging.getLogger(__name__)
 DECODERS = ["auto", "greedy", "beam", "flashlight"]
@@ -24,13 +26,16 @@ WARMUP_UTTS = 8
 
 
 def add_parser(sub) -> None:
+    """Add the `benchmark` command to an argparse subparsers object."""
     p = sub.add_parser("benchmark", help="WER/CER and RTFx of models x decoders x sets, in one table")
     p.add_argument("--models", nargs="+", required=True, metavar="CKPT", help="checkpoints")
     p.add_argument("--sets", nargs="+", required=True, metavar="MANIFEST", help="JSONL manifests")
-    p.add_argument("--decoders", nargs="+", default=["auto"], choices=DECODERS,
-                   help="auto: beam with the model's tuned LM if `asr tune-lm` saved one, else greedy")
+    p.add_argument("--decoders", nargs="+", default=["auto"], choices=DECODERS, metavar="DECODER",
+                   help="greedy, beam, flashlight or auto (as `asr decode`: beam with the model's "
+                        "tuned LM if `asr tune-lm` saved one, else greedy)")
     p.add_argument("--out-dir", required=True, help="for benchmark.md, .json and .png")
-    p.add_argument("--names", nargs="+", help="model names, one per model (default: folder/stem)")
+    p.add_argument("--names", nargs="+", metavar="NAME",
+                   help="model names, one per model (default: folder/stem of the checkpoint)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
     p.add_argument("--beam-size", type=int, default=10)
     p.add_argument("--max-batch-seconds", type=float, default=300.0)
@@ -48,14 +53,12 @@ def _short_names(paths: list[str], parts: int) -> list[str]:
 
 def _decoders(state: dict, checkpoint: str, names: list[str], tokenizer, beam_size: int) -> dict:
     """{label: decoder}: each of `names` resolved as `asr decode --decoder NAME` resolves it
-    (see asr.cli._load), labelled with "+LM" when it uses the model's saved LM."""
-    from asr.decoding import make_decoder, saved_lm
+    (asr.decoding.resolve_decoder), labelled with "+LM" when it uses the model's saved LM."""
+    from asr.decoding import make_decoder, resolve_decoder, saved_lm
 
     lm_path, decoding = saved_lm(state, checkpoint), state.get("decoding", {})
     out = {}
-    for name in names:
-        if name == "auto":
-            name = "beam" if lm_path and "beam" in decoding else "greedy"
+    for name in (resolve_decoder(n, state, lm_path) for n in names):
         label = name if name == "greedy" or not lm_path else f"{name}+LM"
         if label not in out:
             out[label] = make_decoder(name, tokenizer, beam_size=beam_size, lm_path=lm_path,
@@ -65,6 +68,8 @@ def _decoders(state: dict, checkpoint: str, names: list[str], tokenizer, beam_si
 
 def _timed_decode(model, tokenizer, dataset, decoder, max_batch_seconds, device):
     """decode_dataset's {id: text} and its wall-clock seconds (CUDA work included)."""
+    import torch
+
     from asr.inference import decode_dataset
 
     if device.type == "cuda":
@@ -77,7 +82,7 @@ def _timed_decode(model, tokenizer, dataset, decoder, max_batch_seconds, device)
 
 
 def _benchmark(models: list[str], names: list[str], sets: dict[str, list[dict]], decoders: list[str],
-              device: torch.device, beam_size: int = 10, max_batch_seconds: float = 300.0) -> list[dict]:
+               device: torch.device, beam_size: int = 10, max_batch_seconds: float = 300.0) -> list[dict]:
     """One row per (model, decoder, set); `sets` maps names to read manifests."""
     from asr.checkpoint import load_checkpoint, model_from_state
     from asr.data import SpeechDataset
@@ -126,6 +131,7 @@ def _plot(rows: list[dict], path: str | Path) -> None:
     """WER % against RTFx (log scale): colour by set, marker by model and decoder."""
     from matplotlib.figure import Figure  # Agg, without pyplot's global state
     from matplotlib.lines import Line2D
+    from matplotlib.ticker import StrMethodFormatter
 
     sets = list(dict.fromkeys(r["set"] for r in rows))
     systems = list(dict.fromkeys(f"{r['model']} {r['decoder']}" for r in rows))
@@ -137,9 +143,13 @@ def _plot(rows: list[dict], path: str | Path) -> None:
         if r["rtfx"] > 0:
             ax.scatter(r["rtfx"], 100 * r["wer"], s=60, color=colour[r["set"]],
                        marker=marker[f"{r['model']} {r['decoder']}"])
-    ax.set(xscale="log", xlabel="RTFx (audio seconds per wall-clock second, log scale)",
+    ax.set(xscale="log", ylim=(0, None), xlabel="RTFx (audio seconds per wall-clock second, log scale)",
            ylabel="WER %", title="WER against decoding speed")
     ax.grid(True, which="both", alpha=0.3)
+    speeds = [r["rtfx"] for r in rows if r["rtfx"] > 0]
+    ax.xaxis.set_major_formatter(StrMethodFormatter("{x:g}"))  # 100, not 10^2
+    if speeds and max(speeds) < 10 * min(speeds):  # under a decade: label the minor ticks too
+        ax.xaxis.set_minor_formatter(StrMethodFormatter("{x:g}"))
     ax.legend(handles=[Line2D([], [], ls="", marker="o", color=colour[s], label=f"set {s}") for s in sets]
               + [Line2D([], [], ls="", marker=marker[s], color="gray", label=s) for s in systems],
               fontsize="small")
@@ -148,6 +158,9 @@ def _plot(rows: list[dict], path: str | Path) -> None:
 
 
 def run(args) -> int:
+    """Check the inputs, benchmark, write benchmark.md/.json/.png and print the table."""
+    import torch
+
     from asr.data import read_manifest
     from asr.inference import pick_device
 
@@ -159,9 +172,9 @@ def run(args) -> int:
         if not Path(path).is_file():
             raise FileNotFoundError(f"{path}: manifest not found; fix the path given to --sets "
                                     "or run the recipe's data stage first")
-    if args.names and len(args.names) != len(args.models):
+    if args.names and (len(args.names) != len(args.models) or len(set(args.names)) < len(args.names)):
         raise ValueError(f"--names gives {len(args.names)} names for {len(args.models)} models; "
-                         "give one per model, in the same order")
+                         "give one distinct name per model, in the same order")
     sets = {}
     for name, path in zip(_short_names(args.sets, 1), args.sets):
         sets[name] = read_manifest(path)
@@ -170,7 +183,7 @@ def run(args) -> int:
     names = args.names or _short_names(args.models, 2)
     device = pick_device(args.device)
     rows = _benchmark(args.models, names, sets, args.decoders, device, args.beam_size,
-                     args.max_batch_seconds)
+                      args.max_batch_seconds)
 
     settings = {"device": str(device), "threads": torch.get_num_threads(), "torch": torch.__version__,
                 "decoders": args.decoders, "beam_size": args.beam_size,

@@ -8,8 +8,9 @@ import logging
 import os
 import sys
 from dataclasses import fields
-from pathlib import Path
 
+from asr.benchmark import add_parser as _add_benchmark
+from asr.benchmark import run as _run_benchmark
 from asr.config import SIZES, ModelConfig, TrainConfig
 
 
@@ -80,15 +81,13 @@ def _add_decoder_options(p) -> None:
 
 def _load(args):
     from asr.checkpoint import load_checkpoint, model_from_state
-    from asr.decoding import make_decoder, saved_lm
+    from asr.decoding import make_decoder, resolve_decoder, saved_lm
     from asr.inference import pick_device
 
     state = load_checkpoint(args.model)
     model, tokenizer = model_from_state(state, pick_device(args.device))
     lm_path = None if args.no_lm else args.lm or saved_lm(state, args.model)
-    name = args.decoder
-    if name == "auto":
-        name = "beam" if lm_path and "beam" in state.get("decoding", {}) else "greedy"
+    name = resolve_decoder(args.decoder, state, lm_path)
     decoder = make_decoder(name, tokenizer, beam_size=args.beam_size, lm_path=lm_path,
                            alpha=args.alpha, beta=args.beta,
                            saved=state.get("decoding", {}).get(name))
@@ -153,13 +152,12 @@ def _score_files(ref: str, hyp: str, args):
 
 
 def _run_score(args) -> int:
-    from asr.atomic import atomic_path
+    from asr.atomic import write_text
     from asr.score import format_markdown, format_report
 
     report = _score_files(args.ref, args.hyp, args)
     if args.json_out:
-        with atomic_path(args.json_out) as tmp:
-            Path(tmp).write_text(json.dumps(report.to_dict()) + "\n")
+        write_text(args.json_out, json.dumps(report.to_dict()) + "\n")
     if args.format == "json":
         print(json.dumps(report.to_dict()))
     elif args.format == "markdown":
@@ -395,6 +393,7 @@ COMMANDS = {
     "decode": (_add_decode, _run_decode),
     "score": (_add_score, _run_score),
     "compare": (_add_compare, _run_compare),
+    "benchmark": (_add_benchmark, _run_benchmark),
     "transcribe": (_add_transcribe, _run_transcribe),
     "average": (_add_average, _run_average),
     "prepare": (_add_prepare, _run_prepare),

@@ -23,6 +23,14 @@ def saved_lm(state: dict, checkpoint: str | Path) -> str | None:
     return str(Path(checkpoint).parent / lm) if lm else None
 
 
+def resolve_decoder(name: str, state: dict, lm_path: str | None) -> str:
+    """The decoder `--decoder NAME` means: "auto" is beam search when there is an LM and
+    `asr tune-lm` saved beam weights in the checkpoint, else greedy."""
+    if name != "auto":
+        return name
+    return "beam" if lm_path and "beam" in state.get("decoding", {}) else "greedy"
+
+
 def make_decoder(name: str, tokenizer: CharTokenizer, *, beam_size: int = 10,
                  lm_path: str | None = None, alpha: float | None = None, beta: float | None = None,
                  saved: dict | None = None) -> Decoder:

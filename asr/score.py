@@ -3,8 +3,9 @@
 Both sides go through a named normaliser (`asr.text.NORMALIZERS`: none, basic, english),
 are split on whitespace and aligned word by word with NIST sclite's costs and tie-breaking
 (`asr.align`), so the counts of correct words, substitutions, deletions and insertions
-equal sclite's on the same words. CER comes from jiwer on the re-joined words, so the single
-space between two words counts as one character. No torch here, so scoring stays light.
+equal sclite's on the same words. CER aligns the re-joined words character by character
+the same way, so the single space between two words counts as one character. All pairs
+are aligned in one call of the compiled aligner. No torch here, so scoring stays light.
 """
 
 from __future__ import annotations
@@ -14,12 +15,20 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 
-import jiwer
 import numpy as np
 
-from asr.align import CORRECT, DELETION, INSERTION, OP_NAMES, SUBSTITUTION, align_pairs
+from asr.align import (
+    CORRECT,
+    DELETION,
+    INSERTION,
+    OP_NAMES,
+    SUBSTITUTION,
+    align_chars,
+    align_words,
+    split_ops,
+)
 from asr.significance import bootstrap_interval
-from asr.transcripts import read_transcripts, speaker_of  # noqa: F401 (read_transcripts: API)
+from asr.transcripts import read_transcripts  # noqa: F401 (part of this module's API)
 
 LENGTH_BUCKETS = [(0, 0), (1, 4), (5, 9), (10, 19), (20, 39), (40, None)]  # reference words
 
@@ -33,10 +42,7 @@ class UttAlignment:
     ref_words: list[str]
     hyp_words: list[str]
     ops: np.ndarray  # (n_ops,) int8
-
-    @cached_property
-    def counts(self) -> np.ndarray:
-        return np.bincount(self.ops, minlength=4)  # (4,) correct, S, D, I
+    counts: np.ndarray  # (4,) correct words, substitutions, deletions, insertions
 
     substitutions = property(lambda self: int(self.counts[SUBSTITUTION]))
     deletions = property(lambda self: int(self.counts[DELETION]))
@@ -184,7 +190,8 @@ def score(refs: Mapping[str, str], hyps: Mapping[str, str],
     """Score hypotheses against references paired by id, after `normalize` (None: as is).
 
     Ids missing from `hyps` are scored as empty hypotheses; ids only in `hyps` are ignored;
-    both are listed in the report. `speakers` maps ids to speakers (default: speaker_of).
+    both are listed in the report. `speakers` maps ids to speakers (default: the id up to
+    its last '-', asr.transcripts.speaker_of).
     Raises ValueError if the references hold no words after normalisation (WER undefined).
     """
     norm = normalize or str
@@ -196,35 +203,31 @@ def score(refs: Mapping[str, str], hyps: Mapping[str, str],
         raise ValueError(f"no reference words to score ({len(ids)} references, all empty after "
                          "normalisation); check that REF is the reference file and not empty")
     speakers = speakers or {}
-    utts = [UttAlignment(uid, speakers.get(uid) or speaker_of(uid), r, h, ops)
-            for uid, r, h, ops in zip(ids, ref_w, hyp_w, align_pairs(ref_w, hyp_w), strict=True)]
-    confusions, deleted, inserted = Counter(), Counter(), Counter()
-    for u in utts:
-        if u.errors:
-            r = h = 0
-            for op in u.ops.tolist():
-                if op == SUBSTITUTION:
-                    confusions[u.ref_words[r], u.hyp_words[h]] += 1
-                elif op == DELETION:
-                    deleted[u.ref_words[r]] += 1
-                elif op == INSERTION:
-                    inserted[u.hyp_words[h]] += 1
-                r, h = r + (op != INSERTION), h + (op != DELETION)
-    totals = np.sum([u.counts for u in utts], axis=0)  # (4,)
-
-    # characters: one batched jiwer call; empty references are handled here (jiwer rejects
-    # them in some versions): all their hypothesis characters are insertions
-    scored = [k for k, w in enumerate(ref_w) if w]
-    ref_s = [" ".join(ref_w[k]) for k in scored]
-    chars = jiwer.process_characters(ref_s, [" ".join(hyp_w[k]) for k in scored])
-    unscored_chars = sum(len(" ".join(hyp_w[k])) for k in range(len(ids)) if not ref_w[k])
+    ops, n_ops = align_words(ref_w, hyp_w)
+    pair = np.repeat(np.arange(len(ids)), n_ops)  # (M,) the pair of each op
+    counts = np.bincount(pair * 4 + ops, minlength=4 * len(ids)).reshape(len(ids), 4)  # (N, 4)
+    utts = [UttAlignment(uid, speakers.get(uid) or uid.rsplit("-", 1)[0], r, h, o, c) for uid, r, h, o, c
+            in zip(ids, ref_w, hyp_w, split_ops(ops, n_ops), counts, strict=True)]
+    # the words behind each op: positions in the concatenated ref and hyp word lists
+    ref_pos = np.cumsum(ops != INSERTION) - 1  # (M,)
+    hyp_pos = np.cumsum(ops != DELETION) - 1
+    ref_flat = [w for words in ref_w for w in words]
+    hyp_flat = [w for words in hyp_w for w in words]
+    confusions = Counter((ref_flat[r], hyp_flat[h]) for r, h in
+                         zip(ref_pos[ops == SUBSTITUTION].tolist(), hyp_pos[ops == SUBSTITUTION].tolist()))
+    deleted = Counter(ref_flat[r] for r in ref_pos[ops == DELETION].tolist())
+    inserted = Counter(hyp_flat[h] for h in hyp_pos[ops == INSERTION].tolist())
+    totals = counts.sum(0)  # (4,)
+    ref_s, hyp_s = [" ".join(w) for w in ref_w], [" ".join(w) for w in hyp_w]
+    char_ops, _ = align_chars(ref_s, hyp_s)
+    chars = np.bincount(char_ops, minlength=4)  # (4,)
     return ScoreReport(
         n_utts=len(ids), ref_words=ref_words, hits=int(totals[CORRECT]),
         substitutions=int(totals[SUBSTITUTION]), deletions=int(totals[DELETION]),
-        insertions=int(totals[INSERTION]), sentence_errors=sum(u.errors > 0 for u in utts),
-        ref_chars=sum(map(len, ref_s)), char_hits=chars.hits,
-        char_substitutions=chars.substitutions, char_deletions=chars.deletions,
-        char_insertions=chars.insertions + unscored_chars,
+        insertions=int(totals[INSERTION]), sentence_errors=int((counts[:, 1:].sum(1) > 0).sum()),
+        ref_chars=sum(map(len, ref_s)), char_hits=int(chars[CORRECT]),
+        char_substitutions=int(chars[SUBSTITUTION]), char_deletions=int(chars[DELETION]),
+        char_insertions=int(chars[INSERTION]),
         missing=[i for i in ids if i not in hyps], extra=[i for i in hyps if i not in refs],
         utterances=utts, confusions=confusions, deleted=deleted, inserted=inserted,
         normalization=normalization or ("none" if normalize is None else "custom"), seed=seed)

@@ -50,9 +50,10 @@ def test_no_reference_words_is_a_clear_error():
         score({"a": "", "b": "  "}, {"a": "x"})
 
 
-def test_errors_are_jiwer_minimum_or_more_and_cer_is_jiwer():
-    """jiwer counts the minimum number of word edits; sclite's costs (substitution 4,
-    insertion/deletion 3) may pick an alignment with more, never fewer. CER is jiwer's."""
+def test_errors_are_jiwer_minimum_or_more():
+    """jiwer counts the minimum number of edits; sclite's costs (substitution 4,
+    insertion/deletion 3) may pick an alignment with more, never fewer: per utterance for
+    words, and in total for characters."""
     rng = random.Random(0)
     vocab = "a an the cat dog sat on mat red blue".split()
     refs, hyps = {}, {}
@@ -69,7 +70,7 @@ def test_errors_are_jiwer_minimum_or_more_and_cer_is_jiwer():
     keys = list(refs)
     ref_list, hyp_list = [refs[k] for k in keys], [hyps[k] for k in keys]
     assert r.wer == pytest.approx(jiwer.wer(ref_list, hyp_list), abs=0.01)
-    assert r.cer == pytest.approx(jiwer.cer(ref_list, hyp_list))
+    assert jiwer.cer(ref_list, hyp_list) <= r.cer < jiwer.cer(ref_list, hyp_list) + 0.01
 
 
 def test_normaliser_is_applied_to_both_sides():
