@@ -13,13 +13,14 @@
 #           data/lm_train.txt (the training books' text: never dev or test text),
 #         1 train exp/, 2 build a word n-gram LM exp/lm/lm.arpa from data/lm_train.txt,
 #         3 tune its weights on dev (saved in exp/best.pt), 4 decode dev and test with
-#           the LM (beam search) and, for comparison, greedy, 5 score: exp/results.json.
+#           the LM (beam search) and, for comparison, greedy, 5 score: exp/results.json,
+#         6 benchmark WER and speed of both decoders (exp/benchmark/benchmark.{md,json,png}).
 # The final model is exp/best.pt. Delete data/ and exp/ to start again.
 set -euo pipefail
 cd "$(dirname "$0")"
 
 stage=0
-stop_stage=5
+stop_stage=6
 nj=$(nproc)
 device=auto
 ngpu=1  # > 1: data-parallel training on that many GPUs (torchrun)
@@ -54,9 +55,15 @@ tune() {
 
 decode_both() { decode greedy -greedy; decode "$decoder"; }
 
+benchmark() {
+  asr benchmark --models exp/best.pt --names synth --sets data/dev.jsonl data/test.jsonl \
+    --decoders "$decoder" greedy --beam-size "$beam_size" --device "$device" --out-dir exp/benchmark
+}
+
 run_stage 0 - prepare  # a no-op when data/ holds a corpus made with the same options
 run_stage 1 exp/.train.done train
 run_stage 2 exp/.lm.done lm
 run_stage 3 exp/.tune.done tune
 run_stage 4 exp/.decode.done decode_both
 run_stage 5 exp/.score.done score "" -greedy
+run_stage 6 exp/benchmark/benchmark.md benchmark
