@@ -110,8 +110,3 @@ def align_chars(refs: list[str], hyps: list[str]) -> tuple[np.ndarray, np.ndarra
 def split_ops(ops: np.ndarray, counts: np.ndarray) -> list[np.ndarray]:
     """The flat ops of align_ids cut into one array per pair."""
     return np.split(ops, np.cumsum(counts)[:-1]) if len(counts) else []
-
-
-def align_pairs(refs: list[list[str]], hyps: list[list[str]]) -> list[np.ndarray]:
-    """Per pair of word lists, its ops (int8, in order)."""
-    return split_ops(*align_words(refs, hyps))

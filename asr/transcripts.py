@@ -14,7 +14,6 @@ import json
 import re
 from pathlib import Path
 
-FORMATS = ("jsonl", "kaldi", "trn")
 _JSONL_FIX = 'each line must be one JSON object like {"id": "utt1", "text": "some words"}'
 _TRN_LINE = re.compile(r"^(.*?)\s*\(([^()\s]+)\)\s*$")
 

@@ -114,11 +114,10 @@ class Beams:
 
     def take(self, index: torch.Tensor) -> Beams:
         """Gather hypotheses along dim 1 with `index` (B, K')."""
-        ctx = index.unsqueeze(-1).expand(-1, -1, self.context.shape[-1])
         flat = (f.gather(1, index) for f in (self.pb, self.pnb, self.fusion, self.prefix,
                                               self.last, self.word, self.in_lexicon, self.end_gain,
                                               self.ahead))
-        return Beams(*flat, self.context.gather(1, ctx), self.end_context.gather(1, ctx))
+        return Beams(*flat, _take(self.context, index), _take(self.end_context, index))
 
 
 def spell_words(lm, tokenizer) -> dict[int, list[int]]:
@@ -137,18 +136,19 @@ class WordLexicon:
 
     def __init__(self, spellings: dict[int, list[int]], unigram: torch.Tensor, unk_id: int):
         hashes, ids, best = [], [], {}  # best: prefix hash -> max unigram log-prob below it
+        unigram = unigram.tolist()
         for word_id, tokens in spellings.items():
             hashes.append(hash_tokens(tokens))
             ids.append(word_id)
             for n in range(1, len(tokens) + 1):
                 prefix = hash_tokens(tokens[:n])
-                best[prefix] = max(best.get(prefix, NEG_INF), float(unigram[word_id]))
+                best[prefix] = max(best.get(prefix, NEG_INF), unigram[word_id])
         order = sorted(range(len(hashes)), key=hashes.__getitem__)
         self.hashes = torch.tensor([hashes[i] for i in order], dtype=torch.long)  # (W,) sorted
         self.ids = torch.tensor([ids[i] for i in order], dtype=torch.long)  # (W,)
         self.prefixes = torch.tensor(sorted(best), dtype=torch.long)  # (P,) sorted
         self.best_unigram = torch.tensor([best[h] for h in sorted(best)])  # (P,) float
-        self.unk_id, self.unk_unigram = unk_id, float(unigram[unk_id])
+        self.unk_id, self.unk_unigram = unk_id, unigram[unk_id]
 
     def to(self, device) -> WordLexicon:
         for name in ("hashes", "ids", "prefixes", "best_unigram"):
