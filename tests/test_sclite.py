@@ -1,4 +1,5 @@
-"""Our word alignment counts equal NIST sclite's (sctk) on the same trn files.
+"""Our word alignment counts equal NIST sclite's (sctk) on the same trn files, and our
+MAPSSWE test equals sctk's sc_stats.
 
 sclite comes from Debian's `sctk` package; the test installs it with apt-get when it is
 missing and it runs as root (as in CI), and skips elsewhere (fails under CI=true).
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from asr.score import score
+from asr.significance import mapsswe
 from asr.transcripts import read_transcripts, write_trn
 
 SCLITE_PATHS = ["sclite", "/usr/lib/sctk/bin/sclite"]
@@ -41,7 +43,7 @@ def sclite() -> str:
     return path
 
 
-def random_pairs(n: int, seed: int = 0) -> tuple[dict[str, str], dict[str, str]]:
+def random_pairs(n: int, seed: int = 0, error: float = 0.25) -> tuple[dict[str, str], dict[str, str]]:
     """n reference/hypothesis pairs over a small vocabulary (so words repeat), with random
     substitutions, deletions and insertions, and some empty references and hypotheses."""
     rng = random.Random(seed)
@@ -52,10 +54,10 @@ def random_pairs(n: int, seed: int = 0) -> tuple[dict[str, str], dict[str, str]]
         hyp = []
         for word in ref:
             roll = rng.random()
-            if roll < 0.1:
+            if roll < 0.4 * error:
                 continue  # deletion
-            hyp.append(rng.choice(vocab) if roll < 0.25 else word)
-            while rng.random() < 0.1:
+            hyp.append(rng.choice(vocab) if roll < error else word)
+            while rng.random() < 0.4 * error:
                 hyp.append(rng.choice(vocab))  # insertion
         if rng.random() < 0.05:
             hyp = []
@@ -89,3 +91,26 @@ def test_counts_equal_sclite_on_random_pairs(sclite, tmp_path):
     totals = [sum(c[k] for c in theirs.values()) for k in range(4)]
     assert totals == [report.hits, report.substitutions, report.deletions, report.insertions]
     assert report.substitutions > 100 and report.deletions > 100 and report.insertions > 100
+
+
+def test_mapsswe_equals_sc_stats(sclite, tmp_path):
+    """Two systems of different quality on the same references: segments, mean difference
+    and Z equal those of sctk's `sc_stats -t mapsswe`."""
+    refs, hyp_a = random_pairs(300, seed=1, error=0.15)
+    _, hyp_b = random_pairs(300, seed=2, error=0.25)
+    write_trn(refs, tmp_path / "ref.trn")
+    for name, hyps in (("sysA", hyp_a), ("sysB", hyp_b)):
+        write_trn(hyps, tmp_path / f"{name}.trn")
+        subprocess.run([sclite, "-r", str(tmp_path / "ref.trn"), "trn", "-h", str(tmp_path / f"{name}.trn"),
+                        "trn", name, "-i", "rm", "-o", "sgml", "-O", str(tmp_path), "-n", name],
+                       capture_output=True, check=True)
+    sgml = (tmp_path / "sysA.sgml").read_bytes() + (tmp_path / "sysB.sgml").read_bytes()
+    sc_stats = str(Path(sclite).with_name("sc_stats"))
+    out = subprocess.run([sc_stats, "-p", "-t", "mapsswe", "-v", "-n", "-"], input=sgml,
+                         capture_output=True, check=True, cwd=tmp_path).stdout.decode()
+    theirs = re.search(r"# segs: (\d+)\).*\(mean: (\S+)\).*\(Z Stat: (\S+)\)", out)
+    a, b = score(refs, hyp_a), score(refs, hyp_b)
+    ours = mapsswe([u.ops for u in a.utterances], [u.ops for u in b.utterances])
+    assert ours["segments"] == int(theirs.group(1)) > 100
+    assert ours["mean_diff"] == pytest.approx(float(theirs.group(2)), abs=1e-3)
+    assert ours["z"] == pytest.approx(float(theirs.group(3)), abs=1e-3)
