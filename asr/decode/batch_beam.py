@@ -291,14 +291,14 @@ class BeamSearchDecoder:
 
     def _set_word_end(self, beams: Beams, changed: torch.Tensor) -> None:
         """Recompute end_gain/end_context (LM queries) for the hypotheses whose partial word
-        `changed` (B, K) on this frame; the others keep theirs."""
-        index = changed.nonzero(as_tuple=True)
-        word, context = beams.word[index], beams.context[index]  # (N,), (N, n-1)
-        word_id = self.lexicon.word_ids(word)
-        gain = self.alpha * self.lm.log_prob(context, word_id) + self.beta
-        beams.end_gain[index] = torch.where(word != 0, gain, 0.0)
-        beams.end_context[index] = torch.where((word != 0)[:, None],
-                                               self.lm.advance(context, word_id), context)
+        `changed` (B, K) on this frame; the others keep theirs. Every hypothesis is queried
+        and the unchanged ones masked out, so a GPU never waits on the host."""
+        has_word = beams.word != 0  # (B, K)
+        word_id = self.lexicon.word_ids(beams.word)
+        gain = self.alpha * self.lm.log_prob(beams.context, word_id) + self.beta
+        beams.end_gain = torch.where(changed & has_word, gain, torch.where(changed, 0.0, beams.end_gain))
+        end_context = torch.where(has_word[..., None], self.lm.advance(beams.context, word_id), beams.context)
+        beams.end_context = torch.where(changed[..., None], end_context, beams.end_context)
 
     def _step(self, beams: Beams, blank_lp: torch.Tensor, frame_lp: torch.Tensor,
               cand_tok: torch.Tensor, cand_lp: torch.Tensor):
