@@ -51,3 +51,23 @@ def test_preflight_names_a_budget_that_fits(noise_corpus, tmp_path):
     finally:
         torch.cuda.set_per_process_memory_fraction(1.0)
         torch.cuda.empty_cache()
+
+
+def test_beam_search_on_gpu_equals_the_compiled_cpu_engine(tmp_path):
+    """The tensor engine on CUDA gives the n-best lists the compiled engine gives on CPU."""
+    from asr.decode import BeamSearchDecoder
+    from asr.lm import NgramLM, build_arpa
+    from asr.text import CharTokenizer
+
+    text = ["the red cat sat", "a red hat", "the red dog ran", "my red car", "the cat ran"] * 4
+    build_arpa(text, 2, tmp_path / "lm.arpa")
+    lm, tok = NgramLM.from_arpa(tmp_path / "lm.arpa"), CharTokenizer()
+    g = torch.Generator().manual_seed(0)
+    log_probs = (torch.randn(6, 80, len(tok), generator=g) * 3).log_softmax(-1)  # (B, T, V)
+    lengths = torch.tensor([80, 75, 60, 41, 20, 1])
+    opts = dict(beam_size=8, lm=lm, tokenizer=tok, alpha=0.8, beta=0.5, preselect=None)
+    cpu = BeamSearchDecoder(engine="native", **opts).nbest(log_probs, lengths)
+    gpu = BeamSearchDecoder(engine="torch", **opts).nbest(log_probs.cuda(), lengths)
+    for a, b in zip(cpu, gpu, strict=True):
+        assert [t for t, _ in a] == [t for t, _ in b]
+        assert [s for _, s in a] == pytest.approx([s for _, s in b], abs=1e-3)
