@@ -12,8 +12,10 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from asr.align import align_chars, split_ops
 from asr.score import score
 from asr.significance import mapsswe
 from asr.transcripts import read_transcripts, write_trn
@@ -114,3 +116,21 @@ def test_mapsswe_equals_sc_stats(sclite, tmp_path):
     assert ours["segments"] == int(theirs.group(1)) > 100
     assert ours["mean_diff"] == pytest.approx(float(theirs.group(2)), abs=1e-3)
     assert ours["z"] == pytest.approx(float(theirs.group(3)), abs=1e-3)
+
+
+def test_character_alignment_equals_sclite_c(sclite, tmp_path):
+    """`sclite -c` aligns the characters of the words (spaces dropped); ours, on the same
+    characters, gives the same counts. (Our CER also counts the spaces between words.)"""
+    refs, hyps = random_pairs(300, seed=4)
+    write_trn(refs, tmp_path / "ref.trn")
+    write_trn(hyps, tmp_path / "hyp.trn")
+    out = subprocess.run([sclite, "-r", str(tmp_path / "ref.trn"), "trn", "-h", str(tmp_path / "hyp.trn"),
+                          "trn", "-i", "rm", "-c", "-o", "pralign", "stdout"],
+                         capture_output=True, text=True, check=True).stdout
+    theirs = {uid: tuple(map(int, counts)) for uid, *counts in
+              re.findall(r"id: \((\S+)\)\nScores: \(#C #S #D #I\) (\d+) (\d+) (\d+) (\d+)", out)}
+    ids = list(refs)
+    ops, n_ops = align_chars([refs[i].replace(" ", "") for i in ids], [hyps[i].replace(" ", "") for i in ids])
+    ours = {uid: tuple(int(x) for x in np.bincount(o, minlength=4))
+            for uid, o in zip(ids, split_ops(ops, n_ops), strict=True)}
+    assert len(theirs) == len(ids) and ours == theirs
