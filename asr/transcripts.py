@@ -63,7 +63,7 @@ def detect_format(path: str | Path, lines: list[str]) -> str:
 def _lines(path: str | Path) -> list[str]:
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such transcript file")
+        raise FileNotFoundError(f"{path}: no such transcript file; check the path (JSONL, Kaldi text or trn)")
     return path.read_text(encoding="utf-8").splitlines()
 
 
