@@ -122,9 +122,8 @@ class ScoreReport:
 
     def per_utterance(self) -> tuple[np.ndarray, np.ndarray]:
         """(errors (N,), reference words (N,)) per utterance."""
-        errors = np.array([u.errors for u in self.utterances], dtype=np.int64)
-        words = np.array([len(u.ref_words) for u in self.utterances], dtype=np.int64)
-        return errors, words
+        counts = np.stack([u.counts for u in self.utterances])  # (N, 4) correct, S, D, I
+        return counts[:, 1:].sum(1), counts[:, [0, 1, 2]].sum(1)  # ref words = C + S + D
 
     @cached_property
     def wer_interval(self) -> tuple[float, float]:

@@ -70,9 +70,9 @@ def random_pairs(n: int, seed: int = 0, error: float = 0.25) -> tuple[dict[str, 
     return refs, hyps
 
 
-def sclite_counts(sclite: str, ref: Path, hyp: Path) -> dict[str, tuple[int, int, int, int]]:
+def sclite_counts(sclite: str, ref: Path, hyp: Path, *options: str) -> dict[str, tuple[int, int, int, int]]:
     """Per utterance id, sclite's (correct, substitutions, deletions, insertions)."""
-    out = subprocess.run([sclite, "-r", str(ref), "trn", "-h", str(hyp), "trn", "-i", "rm",
+    out = subprocess.run([sclite, "-r", str(ref), "trn", "-h", str(hyp), "trn", "-i", "rm", *options,
                           "-o", "pralign", "stdout"], capture_output=True, text=True, check=True).stdout
     found = re.findall(r"id: \((\S+)\)\nScores: \(#C #S #D #I\) (\d+) (\d+) (\d+) (\d+)", out)
     return {uid: tuple(map(int, counts)) for uid, *counts in found}
@@ -124,11 +124,7 @@ def test_character_alignment_equals_sclite_c(sclite, tmp_path):
     refs, hyps = random_pairs(300, seed=4)
     write_trn(refs, tmp_path / "ref.trn")
     write_trn(hyps, tmp_path / "hyp.trn")
-    out = subprocess.run([sclite, "-r", str(tmp_path / "ref.trn"), "trn", "-h", str(tmp_path / "hyp.trn"),
-                          "trn", "-i", "rm", "-c", "-o", "pralign", "stdout"],
-                         capture_output=True, text=True, check=True).stdout
-    theirs = {uid: tuple(map(int, counts)) for uid, *counts in
-              re.findall(r"id: \((\S+)\)\nScores: \(#C #S #D #I\) (\d+) (\d+) (\d+) (\d+)", out)}
+    theirs = sclite_counts(sclite, tmp_path / "ref.trn", tmp_path / "hyp.trn", "-c")
     ids = list(refs)
     ops, n_ops = align_chars([refs[i].replace(" ", "") for i in ids], [hyps[i].replace(" ", "") for i in ids])
     ours = {uid: tuple(int(x) for x in np.bincount(o, minlength=4))
