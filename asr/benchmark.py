@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -81,13 +82,19 @@ def _timed_decode(model, tokenizer, dataset, decoder, max_batch_seconds, device)
     return hyps, time.perf_counter() - start
 
 
-def _benchmark(models: list[str], names: list[str], sets: dict[str, list[dict]], decoders: list[str],
-               device: torch.device, beam_size: int = 10, max_batch_seconds: float = 300.0) -> list[dict]:
-    """One row per (model, decoder, set); `sets` maps names to read manifests."""
+def benchmark_rows(models: list[str], names: list[str], sets: dict[str, list[dict]],
+                   decoders: list[str], device: torch.device, beam_size: int = 10,
+                   max_batch_seconds: float = 300.0, normalize: Callable[[str], str] | None = None,
+                   keep_hyps: bool = False) -> list[dict]:
+    """One row per (model, decoder, set); `sets` maps names to read manifests. Scored with
+    `normalize` (default asr.text.normalize, `asr score`'s default); with `keep_hyps` each
+    row also holds its hypotheses, {id: text}, under "hyps"."""
     from asr.checkpoint import load_checkpoint, model_from_state
     from asr.data import SpeechDataset
     from asr.score import score
-    from asr.text import normalize
+    from asr.text import normalize as english
+
+    normalize = normalize or english
 
     rows = []
     for path, model_name in zip(models, names):
@@ -112,6 +119,8 @@ def _benchmark(models: list[str], names: list[str], sets: dict[str, list[dict]],
                     "ref_words": report.ref_words, "wer": report.wer, "cer": report.cer,
                     "audio_seconds": audio, "seconds": seconds, "rtfx": audio / seconds,
                     "params": params, "device": str(device), "checkpoint": str(path)})
+                if keep_hyps:
+                    rows[-1]["hyps"] = hyps
                 log.info("%s %s %s: WER %.2f%%, RTFx %.1f", model_name, label, set_name,
                          100 * report.wer, audio / seconds)
     return rows
@@ -182,8 +191,8 @@ def run(args) -> int:
             raise ValueError(f"{path}: the manifest holds no utterances; pass a non-empty set")
     names = args.names or _short_names(args.models, 2)
     device = pick_device(args.device)
-    rows = _benchmark(args.models, names, sets, args.decoders, device, args.beam_size,
-                      args.max_batch_seconds)
+    rows = benchmark_rows(args.models, names, sets, args.decoders, device, args.beam_size,
+                          args.max_batch_seconds)
 
     settings = {"device": str(device), "threads": torch.get_num_threads(), "torch": torch.__version__,
                 "decoders": args.decoders, "beam_size": args.beam_size,

@@ -40,6 +40,10 @@ def _add_train(sub) -> None:
                    help="also write step-K.pt every this many steps (0: at epoch ends only)")
     p.add_argument("--max-steps", type=int, default=default["max_steps"],
                    help="stop after this step, e.g. before a job's time limit; --resume goes on")
+    p.add_argument("--augment", default=default["augment"], metavar="NAME=PROB,...",
+                   help="waveform augmentation of training audio, each with a probability: speed, "
+                        "noise, reverb, telephone, gain (e.g. speed=0.5,noise=0.4,reverb=0.3); off "
+                        "by default")
     p.add_argument("--no-preflight", dest="preflight", action="store_false",
                    help="skip running the largest batch once before training (GPU)")
     model = p.add_argument_group("model (overrides of the named size)")
@@ -239,24 +243,20 @@ def _run_transcribe(args) -> int:
 
 
 def _add_prepare(sub) -> None:
-    p = sub.add_parser("prepare", help="synthesise an embedded corpus (espeak-ng, offline)")
-    p.add_argument("corpus", choices=["digits", "synth"])
-    p.add_argument("--out", required=True, help="output folder: manifests and wav/")
-    p.add_argument("--hours", type=float, default=1.6, help="synth: training hours")
-    p.add_argument("--jobs", type=int, default=None, help="processes (default: all cores)")
-    p.add_argument("--seed", type=int, default=0)
+    from asr import corpora
+
+    p = sub.add_parser("prepare", help="prepare a corpus: manifests (and audio) under --out",
+                       description="`asr prepare NAME --help` lists the corpus's options",
+                       add_help=False)
+    p.add_argument("corpus", choices=corpora.names())
+    p.add_argument("options", nargs=argparse.REMAINDER, help="--out DIR and the corpus's options")
 
 
 def _run_prepare(args) -> int:
-    if args.corpus == "digits":
-        from asr.corpora.digits import prepare_digits
+    from asr import corpora
 
-        manifests = prepare_digits(args.out, seed=args.seed, jobs=args.jobs)
-    else:
-        from asr.corpora.synth import prepare_synth
-
-        manifests = prepare_synth(args.out, hours=args.hours, seed=args.seed, jobs=args.jobs)
-    for split, path in manifests.items():
+    options = vars(corpora.option_parser(args.corpus).parse_args(args.options))
+    for split, path in corpora.prepare(args.corpus, options.pop("out"), **options).items():
         print(f"{split}: {path}")
     return 0
 

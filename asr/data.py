@@ -12,6 +12,7 @@ import random
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
@@ -147,7 +148,7 @@ class BucketBatchSampler(Sampler[list[int]]):
     """
 
     def __init__(self, durations: list[float], max_batch_seconds: float, shuffle: bool = True,
-                 seed: int = 0, num_replicas: int = 1, rank: int = 0):
+                 seed: int = 0, num_replicas: int = 1, rank: int = 0, tag_epoch: bool = False):
         if max(durations, default=0) > max_batch_seconds:
             raise ValueError(f"an utterance lasts {max(durations):.1f} s, longer than "
                              f"--max-batch-seconds {max_batch_seconds}; raise the budget")
@@ -159,6 +160,7 @@ class BucketBatchSampler(Sampler[list[int]]):
         self.rank = rank
         self.epoch = 0
         self.start_batch = 0
+        self.tag_epoch = tag_epoch  # yield (index, epoch) pairs, for AugmentedDataset
 
     def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
         """Select the epoch's batch order; skip its first `start_batch` batches (resume)."""
@@ -192,9 +194,32 @@ class BucketBatchSampler(Sampler[list[int]]):
         longest_first = sorted(batch, key=self.durations.__getitem__, reverse=True)
         return longest_first[self.rank::self.num_replicas]
 
-    def __iter__(self) -> Iterator[list[int]]:
+    def __iter__(self) -> Iterator[list]:
         for batch in self.global_batches():
-            yield self.shard(batch)
+            shard = self.shard(batch)
+            yield [(i, self.epoch) for i in shard] if self.tag_epoch else shard
 
     def __len__(self) -> int:
         return len(self.global_batches())
+
+
+class AugmentedDataset(Dataset):
+    """A training dataset whose audio is augmented on the fly. Items are asked for as
+    (index, epoch) (a BucketBatchSampler with tag_epoch=True) and drawn from a generator
+    seeded by (seed, epoch, index): the same in every worker and process, and after a
+    resume, while each epoch hears every utterance differently."""
+
+    def __init__(self, dataset: SpeechDataset, augmenter: Callable, seed: int):
+        self.dataset = dataset
+        self.augmenter = augmenter
+        self.seed = seed
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, key: tuple[int, int]):
+        index, epoch = key
+        utt_id, wave, tokens = self.dataset[index]
+        if wave is not None:
+            wave = self.augmenter(wave, np.random.default_rng([self.seed, epoch, index]))
+        return utt_id, wave, tokens

@@ -30,9 +30,11 @@ from torch.utils.data import DataLoader
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
+from asr.augment import AugmentConfig, Augmenter
 from asr.checkpoint import load_checkpoint, model_state, rng_state, save_atomic, set_rng_state
 from asr.config import TrainConfig
 from asr.data import (
+    AugmentedDataset,
     BucketBatchSampler,
     SpeechDataset,
     collate,
@@ -227,9 +229,16 @@ def _train(cfg: TrainConfig, dist: Distributed) -> dict:
     log.info("train: %d utterances, %.2f h; dev: %d utterances; %d process(es)", len(train_set),
              sum(train_set.durations) / 3600, len(dev_set), dist.world_size)
 
+    augment = AugmentConfig.parse(cfg.augment)
     sampler = BucketBatchSampler(train_set.durations, cfg.max_batch_seconds, seed=cfg.seed,
-                                 num_replicas=dist.world_size, rank=dist.rank)
-    loader = DataLoader(train_set, batch_sampler=sampler, collate_fn=collate,
+                                 num_replicas=dist.world_size, rank=dist.rank,
+                                 tag_epoch=augment.enabled)
+    if augment.enabled:
+        babble = [e["audio_filepath"] for e in train_set.entries]
+        augmenter = Augmenter(augment, model_config.sample_rate, babble, seed=cfg.seed)
+        log.info("augmentation: %s", augment)
+    loader = DataLoader(AugmentedDataset(train_set, augmenter, cfg.seed) if augment.enabled
+                        else train_set, batch_sampler=sampler, collate_fn=collate,
                         num_workers=cfg.num_workers, pin_memory=use_amp,
                         persistent_workers=cfg.num_workers > 0,
                         generator=torch.Generator().manual_seed(cfg.seed))  # not the global RNG

@@ -1,8 +1,8 @@
 # Sourced by each recipe's run.sh after it sets its defaults: parses `--name value`
 # options into the variables of the same name (dashes become underscores), runs
 # stages (a stage runs when stage <= N <= stop_stage and its .done marker is absent)
-# and defines the stages every recipe shares: decode and score of data/{dev,test}.jsonl
-# with exp/best.pt.
+# and defines the stages every recipe shares: decode and score of data/<set>.jsonl for
+# each of the recipe's $sets (default "dev test") with exp/best.pt.
 
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -44,10 +44,10 @@ asr_train() {
   fi
 }
 
-# decode [DECODER [TAG]]: data/{dev,test}.jsonl -> exp/recogs-<set>TAG.jsonl with exp/best.pt
+# decode [DECODER [TAG]]: data/<set>.jsonl -> exp/recogs-<set>TAG.jsonl with exp/best.pt
 decode() {
   local dec=${1:-$decoder} tag=${2:-}
-  for set in dev test; do
+  for set in ${sets:-dev test}; do
     asr decode --model exp/best.pt --manifest "data/$set.jsonl" --out "exp/recogs-$set$tag.jsonl" \
       --decoder "$dec" --beam-size "${beam_size:-10}" --device "$device"
   done
@@ -55,14 +55,14 @@ decode() {
 
 # score [TAG ...]: score each decode (default: the untagged one), write exp/results.json
 score() {
-  local tags=("$@") sets=()
+  local tags=("$@") scored=()
   [ ${#tags[@]} -gt 0 ] || tags=("")
   for tag in "${tags[@]}"; do
-    for set in dev test; do
+    for set in ${sets:-dev test}; do
       asr score "data/$set.jsonl" "exp/recogs-$set$tag.jsonl" \
         --json-out "exp/wer-summary-$set$tag.json" > "exp/errs-$set$tag.txt"
-      sets+=("$set$tag")
+      scored+=("$set$tag")
     done
   done
-  asr results exp --model "$(pwd)/exp/best.pt" --sets "${sets[@]}"
+  asr results exp --model "$(pwd)/exp/best.pt" --sets "${scored[@]}"
 }

@@ -7,10 +7,11 @@ from pathlib import Path
 import pytest
 import soundfile
 
-from asr.corpora import prepare_digits, prepare_synth
+from asr import corpora, tts
 from asr.corpora import synth as synth_corpus
 from asr.corpora.common import SAMPLE_RATE, Utterance, synthesize_splits
-from asr.corpora.digits import MAX_DIGITS, VOCABULARY
+from asr.corpora.digits import MAX_DIGITS, VOCABULARY, prepare_digits
+from asr.corpora.synth import prepare_synth
 from asr.text import normalize
 from asr.tts import Voice
 
@@ -46,7 +47,7 @@ def _check_manifest(path: Path, size: int | None = None) -> list[dict]:
         assert len(rows) == size
     assert len({r["id"] for r in rows}) == len(rows)
     for r in rows:
-        assert set(r) == {"id", "audio_filepath", "duration", "text", "speaker"}
+        assert set(r) == {"id", "audio_filepath", "duration", "text", "speaker", "engine"}
         audio = Path(r["audio_filepath"])
         assert audio.is_absolute()
         info = soundfile.info(str(audio))
@@ -141,3 +142,32 @@ def test_a_failed_utterance_is_logged_and_left_out(tmp_path, caplog):
     assert "1 of 2 utterances failed" in caplog.text and "nonesuch" in caplog.text
     with pytest.raises(RuntimeError, match="no utterance"):
         synthesize_splits({"dev": plan["train"][1:]}, tmp_path, jobs=1)
+
+
+def test_the_registry_finds_corpora_by_file_name():
+    assert {"digits", "synth", "uqm"} <= set(corpora.names())
+    assert "common" not in corpora.names()
+    options = corpora.option_parser("synth").parse_args(
+        ["--out", "d", "--hours", "2", "--engine-hours", "mbrola=1,piper=0.5"])
+    assert options.engine_hours == {"mbrola": 1.0, "piper": 0.5} and options.hours == 2.0
+    with pytest.raises(ValueError, match="unknown corpus 'timit'; choose one of"):
+        corpora.prepare("timit", "d")
+
+
+def test_other_engines_say_other_training_text(tmp_path, monkeypatch, caplog):
+    engines = {e: 0.004 for e in ("mbrola", "rhvoice", "piper") if tts.get_engine(e).available()}
+    if not engines:
+        pytest.skip("no optional TTS engine is installed")
+    manifests = prepare_synth(tmp_path, **{**SYNTH, "engine_hours": engines})
+    rows = _check_manifest(manifests["train"])
+    by_engine = {e: [r for r in rows if r["engine"] == e] for e in ["espeak", *engines]}
+    assert all(by_engine.values()), {e: len(r) for e, r in by_engine.items()}
+    for engine in engines:
+        assert all(r["speaker"].startswith(f"{engine}-") for r in by_engine[engine])
+    assert len({r["text"] for r in rows}) == len(rows)  # no text said twice
+    assert {r["engine"] for r in _rows(manifests["test"])} == {"espeak"}
+
+    monkeypatch.setenv("PATH", "/nonexistent")  # the command-line engines go missing
+    prepare_synth(tmp_path, **{**SYNTH, "engine_hours": {"mbrola": 0.004, "rhvoice": 0.004}})
+    assert "mbrola is not installed" in caplog.text and "apt-get install" in caplog.text
+    assert {r["engine"] for r in _rows(manifests["train"])} == {"espeak"}

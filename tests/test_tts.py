@@ -94,3 +94,53 @@ def test_english_voices_respects_the_grid_it_is_given():
     assert len(set(voices)) == 16  # 8 accents x 2 pitches: all of them
     with pytest.raises(ValueError, match="distinct voices"):
         tts.english_voices(0, 17, rates=(150,), pitches=(40, 60), variants=["m1"])
+
+
+# ---- the other engines, behind one interface ------------------------------------------
+
+def _installed(engine: str) -> bool:
+    return tts.get_engine(engine).available()
+
+
+@pytest.mark.parametrize("engine", ["espeak", "mbrola", "rhvoice", "piper"])
+def test_every_installed_engine_speaks_at_its_rate_and_voice(engine):
+    if not _installed(engine):
+        pytest.skip(f"{engine} is not installed: {tts.ENGINES[engine].install}")
+    speakers = tts.get_engine(engine).speakers()
+    assert len(speakers) == len(set(speakers)) >= 5
+    voice = M3 if engine == "espeak" else speakers[len(speakers) // 2]
+    wave, rate = tts.speak(SENTENCE, voice)
+    assert wave.dtype == np.float32 and wave.ndim == 1 and rate in (16000, 22050, 24000)
+    assert 1.2 < len(wave) / rate < 5.0  # nine words
+    assert np.isfinite(wave).all() and np.sqrt(np.mean(wave**2)) > 0.01
+
+
+def test_engine_speakers_differ_in_rate_and_timbre():
+    if not _installed("rhvoice"):
+        pytest.skip("rhvoice is not installed")
+    slow, fast = (tts.speak(SENTENCE, tts.EngineVoice("rhvoice", "bdl", r))[0] for r in (85, 115))
+    assert len(fast) < 0.9 * len(slow)
+    male, female = (tts.speak(SENTENCE, tts.EngineVoice("rhvoice", v))[0] for v in ("bdl", "clb"))
+    assert _distance(male, female) > 0.15
+    assert tts.EngineVoice("rhvoice", "bdl", 85, 115).speaker_id == "rhvoice-bdl_r85_p115"
+
+
+def test_piper_varies_each_utterance_but_repeats_itself():
+    if not _installed("piper"):
+        pytest.skip("piper is not installed")
+    joe = tts.EngineVoice("piper", "joe")
+    first, again = tts.speak(SENTENCE, joe)[0], tts.speak(SENTENCE, joe)[0]
+    assert np.array_equal(first, again)  # noise scales drawn from text and voice
+    other = tts.speak(SENTENCE, tts.EngineVoice("piper", "joe", 80))[0]
+    assert len(other) > 1.1 * len(first)
+
+
+def test_missing_engines_are_reported_with_how_to_install(monkeypatch):
+    monkeypatch.setenv("PATH", "/nonexistent")  # no espeak-ng, mbrola or RHVoice-test commands
+    found, missing = tts.available_engines(["espeak", "mbrola", "rhvoice"])
+    assert found == ["espeak"]
+    assert "mbrola-us1" in missing["mbrola"] and "rhvoice-english" in missing["rhvoice"]
+    with pytest.raises(ValueError, match="choose from espeak, mbrola, rhvoice, piper"):
+        tts.get_engine("festival")
+    with pytest.raises(ValueError, match="empty"):
+        tts.speak("  ", M3)

@@ -38,7 +38,7 @@ class Utterance:
     id: str
     text: str  # the transcript: normalised words
     speech: str  # what the synthesiser is given: the same words, maybe with punctuation
-    voice: tts.Voice
+    voice: tts.Voice | tts.EngineVoice
 
 
 def split_voices(seed: int, n_voices: dict[str, int],
@@ -77,25 +77,31 @@ def start_fresh(out_dir: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
 
 
-_resample: torchaudio.transforms.Resample | None = None
+_resamplers: dict[int, torchaudio.transforms.Resample] = {}
 
 
 def _init_worker() -> None:
-    global _resample
     torch.set_num_threads(1)  # one process per core; also keeps forked workers safe
     tts.init_worker()
-    # the same kernel as torchaudio.functional.resample, computed once per worker
-    _resample = torchaudio.transforms.Resample(tts.TTS_SAMPLE_RATE, SAMPLE_RATE)
+
+
+def _to_corpus_rate(wave: np.ndarray, rate: int) -> np.ndarray:
+    """Resample to SAMPLE_RATE; the kernel (as torchaudio.functional.resample's) is made
+    once per engine rate and process."""
+    if rate == SAMPLE_RATE:
+        return wave
+    if rate not in _resamplers:
+        _resamplers[rate] = torchaudio.transforms.Resample(rate, SAMPLE_RATE)
+    return _resamplers[rate](torch.from_numpy(wave)).numpy()
 
 
 def _render(job: tuple[Utterance, str]) -> tuple[str, int, str]:
     """Synthesise one utterance into a 16 kHz int16 wav: (id, samples written, error)."""
     utt, path = job
     try:
-        wave = tts.synthesize(utt.speech, utt.voice)
+        wave = _to_corpus_rate(*tts.speak(utt.speech, utt.voice))
     except (RuntimeError, ValueError) as err:
         return utt.id, 0, str(err)
-    wave = _resample(torch.from_numpy(wave)).numpy()
     rng = np.random.default_rng(zlib.crc32(utt.id.encode()))
     lead, trail = (rng.uniform(*MARGIN_SECONDS, size=2) * SAMPLE_RATE).astype(int)
     wave = np.pad(wave, (lead, trail))
@@ -121,7 +127,7 @@ def _speak_split(pool, split: str, utts: list[Utterance], manifest: Path) -> Non
         raise RuntimeError(f"{split}: no utterance could be synthesised: {failed[:3]}")
     rows = [{"id": u.id, "audio_filepath": path,
              "duration": round(samples[u.id] / SAMPLE_RATE, 3),
-             "text": u.text, "speaker": u.voice.speaker_id}
+             "text": u.text, "speaker": u.voice.speaker_id, "engine": u.voice.engine}
             for u, path in work if u.id in samples]
     write_jsonl(manifest, rows)
     log.info("%s: %d utterances, %.2f h, %d speakers -> %s", split, len(rows),

@@ -76,3 +76,10 @@ def prepare_digits(
     synthesize_splits(plan, out_dir, jobs)
     mark_completed(out_dir, params)
     return manifests
+
+
+def add_arguments(parser) -> None:
+    """`asr prepare digits` options."""
+    parser.add_argument("--n-train", type=int, default=4000, help="training utterances")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--jobs", type=int, default=None, help="processes (default: all cores)")

@@ -8,12 +8,16 @@ of 4-25 words. Whole books are held out, so dev and test sentences are unseen te
     test: Esther, James                (OT narrative, NT letter)
 
 and dev/test voices are held out too (their variants are never used for training).
+Training speech can also come from the other engines of `asr.tts` (`engine_hours`): they
+say training-book segments that the espeak-ng part does not, and those that are not
+installed are reported and left out. Dev and test stay espeak-ng only.
 `lm_train.txt` holds every normalised segment of the training books, spoken or not,
 for an n-gram LM; it never holds dev or test text.
 """
 
 from __future__ import annotations
 
+import argparse
 import functools
 import logging
 import math
@@ -33,8 +37,8 @@ from asr.corpora.common import (
     start_fresh,
     synthesize_splits,
 )
+from asr import tts
 from asr.text import normalize
-from asr.tts import Voice
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +46,7 @@ DEV_BOOKS = (Book.RUTH, Book.JONAH, Book.PHILIPPIANS)
 TEST_BOOKS = (Book.ESTHER, Book.JAMES)
 MIN_WORDS, MAX_WORDS = 4, 25
 LM_TEXT = "lm_train.txt"
-_VERSION = 1  # bump when the output for the same parameters changes
+_VERSION = 2  # bump when the output for the same parameters changes
 
 
 def estimated_seconds(n_words: int, rate: int) -> float:
@@ -146,12 +150,17 @@ def _unseen(books: tuple[Book, ...], seen: set[str]) -> list[str]:
     return [s for text, s in texts.items() if text not in seen]
 
 
-def _utterances(segments: list[str], voices: list[Voice], split: str, seed: int,
-                n: int | None = None, hours: float | None = None) -> list[Utterance]:
-    """Shuffle `segments` (deterministically) and take the first `n` of them, or as many
-    as make about `hours` of speech; voices are dealt out in turn."""
+def _words_per_minute(voice: tts.Voice | tts.EngineVoice) -> float:
+    return voice.rate if voice.engine == "espeak" else 1.6 * voice.rate  # percent: ~160 wpm
+
+
+def _utterances(segments: list[str], voices: list, split: str, seed: int,
+                n: int | None = None, hours: float | None = None, start: int = 0) -> list[Utterance]:
+    """Shuffle `segments` (deterministically) and take `n` of them from the `start`-th on,
+    or as many as make about `hours` of speech; voices are dealt out in turn."""
     segments = sorted(segments)
     random.Random(f"{seed}-{split}").shuffle(segments)
+    segments = segments[start:]
     n_wanted = math.inf if n is None else n
     seconds_wanted = math.inf if hours is None else hours * 3600
     utts: list[Utterance] = []
@@ -163,7 +172,7 @@ def _utterances(segments: list[str], voices: list[Voice], split: str, seed: int,
         text = normalize(segment)
         utts.append(Utterance(f"{voice.speaker_id}-{split}{len(utts):06d}", text,
                               speakable(segment), voice))
-        seconds += estimated_seconds(len(text.split()), voice.rate)
+        seconds += estimated_seconds(len(text.split()), _words_per_minute(voice))
     if len(utts) < n_wanted and seconds < seconds_wanted:
         log.warning("%s: the text ran out at %d utterances (about %.2f h), fewer than asked",
                     split, len(utts), seconds / 3600)
@@ -180,17 +189,25 @@ def prepare_synth(
     n_test_voices: int = 20,
     seed: int = 0,
     jobs: int | None = None,
+    engine_hours: dict[str, float] | None = None,
 ) -> dict[str, Path]:
-    """Write `out_dir/{train,dev,test}.jsonl` (about `hours` of training speech; `n_dev`
-    and `n_test` utterances), their 16 kHz wavs under `out_dir/wav/`, and
+    """Write `out_dir/{train,dev,test}.jsonl` (about `hours` of espeak-ng training speech,
+    plus `engine_hours[engine]` from each other engine that is installed; `n_dev` and
+    `n_test` utterances), their 16 kHz wavs under `out_dir/wav/`, and
     `out_dir/lm_train.txt` (all training-book text, one normalised segment a line).
 
     Idempotent: returns at once when `out_dir` already holds a corpus made with the same
     parameters. Returns split name -> manifest path.
     """
     out_dir = Path(out_dir)
+    engine_hours = {e: h for e, h in (engine_hours or {}).items() if h > 0}
+    installed, missing = tts.available_engines(engine_hours)
+    for engine, how in missing.items():
+        log.warning("TTS engine %s is not installed: its %.2f h are left out; install it with: %s",
+                    engine, engine_hours[engine], how)
     n_voices = {"train": n_train_voices, "dev": n_dev_voices, "test": n_test_voices}
     params = {"corpus": "synth", "version": _VERSION, "seed": seed, "hours": hours,
+              "engine_hours": {e: engine_hours[e] for e in installed},
               "sizes": {"dev": n_dev, "test": n_test}, "voices": n_voices,
               "dev_books": [b.name for b in DEV_BOOKS],
               "test_books": [b.name for b in TEST_BOOKS]}
@@ -216,6 +233,35 @@ def prepare_synth(
         "dev": _utterances(_unseen(DEV_BOOKS, seen), voices["dev"], "dev", seed, n=n_dev),
         "test": _utterances(_unseen(TEST_BOOKS, seen), voices["test"], "test", seed, n=n_test),
     }
+    for engine in installed:  # each says text no one else says
+        speakers = tts.get_engine(engine).speakers()
+        random.Random(f"{seed}-{engine}").shuffle(speakers)
+        plan["train"] += _utterances(train_unique, speakers, "train", seed,
+                                     hours=engine_hours[engine], start=len(plan["train"]))
     synthesize_splits(plan, out_dir, jobs)
     mark_completed(out_dir, params)
     return outputs
+
+
+def _engine_hours(spec: str) -> dict[str, float]:
+    """'mbrola=1,rhvoice=0.5' -> {"mbrola": 1.0, "rhvoice": 0.5}."""
+    try:
+        pairs = [item.split("=") for item in spec.split(",") if item]
+        hours = {name.strip(): float(value) for name, value in pairs}
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{spec!r}: write ENGINE=HOURS,...: write ENGINE=HOURS,..., "
+                         "e.g. mbrola=1,rhvoice=1,piper=0.5") from None
+    if unknown := set(hours) - set(tts.ENGINES):
+        raise argparse.ArgumentTypeError(f"unknown engine {', '.join(unknown)}; choose from "
+                                         f"{', '.join(tts.ENGINES)}")
+    return hours
+
+
+def add_arguments(parser) -> None:
+    """`asr prepare synth` options."""
+    parser.add_argument("--hours", type=float, default=1.6, help="espeak-ng training hours")
+    parser.add_argument("--engine-hours", type=_engine_hours, default=None,
+                        help="training hours from other TTS engines, e.g. mbrola=1,rhvoice=1,piper=0.5 "
+                             "(missing engines are reported and left out)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--jobs", type=int, default=None, help="processes (default: all cores)")

@@ -1,0 +1,68 @@
+"""A named alternative to compare against: CMU PocketSphinx with its default US English model.
+
+PyPI `pocketsphinx` (5.x) ships a continuous-density HMM acoustic model (`en-us`), the CMU
+pronouncing dictionary and a trigram LM (`en-us.lm.bin`); `Decoder()` with no arguments
+loads them. Each utterance is read as `asr decode` reads it (`asr.audio.load_audio`: any
+format soundfile reads, any rate, resampled to 16 kHz mono), converted to 16-bit PCM and
+decoded as one whole utterance (`process_raw(..., full_utt=True)`: cepstral mean
+normalisation over the whole utterance, no endpointing).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+log = logging.getLogger(__name__)
+
+SAMPLE_RATE = 16000  # the rate of pocketsphinx's en-us model
+
+
+def make_decoder():
+    """pocketsphinx's default English decoder, logging only errors."""
+    try:
+        from pocketsphinx import Decoder
+    except ImportError:
+        raise ImportError("pocketsphinx is not installed; `pip install pocketsphinx` "
+                          "(5.x, it ships the US English model)") from None
+    return Decoder(loglevel="ERROR")  # loglevel only quiets its stderr; the model is the default
+
+
+def to_pcm16(wave) -> bytes:
+    """Float samples in [-1, 1) (a 1-D tensor or array) as little-endian 16-bit PCM bytes."""
+    samples = np.asarray(wave, dtype=np.float32)
+    return np.clip(np.round(samples * 32768.0), -32768, 32767).astype("<i2").tobytes()
+
+
+def decode_wave(decoder, wave) -> str:
+    """The decoder's best hypothesis for one whole utterance of 16 kHz float samples."""
+    decoder.start_utt()
+    decoder.process_raw(to_pcm16(wave), no_search=False, full_utt=True)
+    decoder.end_utt()
+    hyp = decoder.hyp()
+    return hyp.hypstr if hyp is not None else ""
+
+
+def decode_manifest(manifest: str | Path | list[dict], decoder=None) -> dict[str, str]:
+    """{id: text} for a JSONL manifest (a path, or its rows as read by asr.data.read_manifest).
+
+    Unreadable audio is logged and left out, as `asr decode` leaves it out: scoring counts
+    its words as deletions. `decoder`: a pocketsphinx Decoder to reuse (default: make_decoder()).
+    """
+    from asr.audio import AudioError, load_audio
+    from asr.data import read_manifest
+
+    entries = read_manifest(manifest) if isinstance(manifest, (str, Path)) else manifest
+    decoder = decoder or make_decoder()
+    hyps = {}
+    for entry in tqdm(entries, desc="pocketsphinx", unit="utt", disable=None):
+        try:
+            wave = load_audio(entry["audio_filepath"], SAMPLE_RATE)
+        except AudioError as err:
+            log.warning("skipping %s: %s", entry["id"], err)
+            continue
+        hyps[entry["id"]] = decode_wave(decoder, wave)
+    return hyps
