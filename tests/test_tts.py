@@ -125,14 +125,15 @@ def test_engine_speakers_differ_in_rate_and_timbre():
     assert tts.EngineVoice("rhvoice", "bdl", 85, 115).speaker_id == "rhvoice-bdl_r85_p115"
 
 
-def test_piper_varies_each_utterance_but_repeats_itself():
+def test_piper_rate_sets_the_length_and_each_take_differs():
     if not _installed("piper"):
         pytest.skip("piper is not installed")
     joe = tts.EngineVoice("piper", "joe")
     first, again = tts.speak(SENTENCE, joe)[0], tts.speak(SENTENCE, joe)[0]
-    assert np.array_equal(first, again)  # noise scales drawn from text and voice
-    other = tts.speak(SENTENCE, tts.EngineVoice("piper", "joe", 80))[0]
-    assert len(other) > 1.1 * len(first)
+    assert not np.array_equal(first, again)  # the model samples its noise anew
+    assert abs(len(first) - len(again)) < 0.15 * len(first) and _distance(first, again) < 0.15
+    slow = tts.speak(SENTENCE, tts.EngineVoice("piper", "joe", 80))[0]
+    assert len(slow) > 1.1 * max(len(first), len(again))
 
 
 def test_missing_engines_are_reported_with_how_to_install(monkeypatch):

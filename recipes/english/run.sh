@@ -37,6 +37,7 @@ subsampling_factor=3
 lr=3e-3
 augment="speed=0.5,noise=0.4,reverb=0.3,telephone=0.15,gain=0.5"
 specaugment="--freq-mask 15 --n-freq-masks 1 --time-mask 20 --n-time-masks 1"
+uqm_dir=/usr/share/games/uqm/content  # the game's content folder (install_voices.sh says)
 synth_model=../synth/exp/best.pt  # the espeak-only model compared against in stage 6
 sets="dev synth-test uqm-test librivox"
 . ../lib.sh
@@ -47,7 +48,7 @@ prepare() {
   engine_hours=$(python3 -c "h=$hours; print(f'mbrola={h*.18:.3g},rhvoice={h*.18:.3g},piper={h*.09:.3g}')")
   asr prepare synth --out data/synth --hours "$(python3 -c "print(f'{$hours*.55:.3g}')")" \
     --engine-hours "$engine_hours" --jobs "$nj"
-  asr prepare uqm --out data/uqm
+  asr prepare uqm --out data/uqm --data-dir "$uqm_dir"
   asr prepare librivox --out data/librivox
   cat data/synth/train.jsonl data/uqm/train.jsonl > data/train.jsonl
   cat data/synth/dev.jsonl data/uqm/dev.jsonl > data/dev.jsonl
