@@ -40,6 +40,9 @@ def _add_train(sub) -> None:
                    help="also write step-K.pt every this many steps (0: at epoch ends only)")
     p.add_argument("--max-steps", type=int, default=default["max_steps"],
                    help="stop after this step, e.g. before a job's time limit; --resume goes on")
+    p.add_argument("--init-from", default=default["init_from"], metavar="CKPT",
+                   help="start from this model's weights and CMVN (e.g. a model trained on other "
+                        "data) with a fresh optimizer and schedule; same size and tokens")
     p.add_argument("--augment", default=default["augment"], metavar="NAME=PROB,...",
                    help="waveform augmentation of training audio, each with a probability: speed, "
                         "noise, reverb, telephone, gain (e.g. speed=0.5,noise=0.4,reverb=0.3); off "

@@ -72,4 +72,5 @@ class TrainConfig:
     keep_checkpoints: int = 3  # epoch-N.pt and step-K.pt files kept, of each kind
     log_interval: int = 50  # steps between loss reports (TensorBoard, progress bar, log)
     preflight: bool = True  # on GPU, run the largest possible batch once before training
+    init_from: str = ""  # start from this checkpoint's weights and CMVN (fine-tuning); fresh optimizer
     augment: str = ""  # on-the-fly waveform augmentation, e.g. "speed=0.5,noise=0.4" (asr.augment)

@@ -11,6 +11,8 @@ normalisation over the whole utterance, no endpointing).
 from __future__ import annotations
 
 import logging
+import multiprocessing
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -46,23 +48,35 @@ def decode_wave(decoder, wave) -> str:
     return hyp.hypstr if hyp is not None else ""
 
 
-def decode_manifest(manifest: str | Path | list[dict], decoder=None) -> dict[str, str]:
-    """{id: text} for a JSONL manifest (a path, or its rows as read by asr.data.read_manifest).
+_decoder = None  # one per worker process
+
+
+def _decode_entry(entry: dict) -> tuple[str, str | None]:
+    """(id, hypothesis), or (id, None) when the audio cannot be read (logged)."""
+    from asr.audio import AudioError, load_audio
+
+    global _decoder
+    _decoder = _decoder or make_decoder()
+    try:
+        wave = load_audio(entry["audio_filepath"], SAMPLE_RATE)
+    except AudioError as err:
+        log.warning("skipping %s: %s", entry["id"], err)
+        return entry["id"], None
+    return entry["id"], decode_wave(_decoder, wave)
+
+
+def decode_manifest(manifest: str | Path | list[dict], jobs: int = 1) -> dict[str, str]:
+    """{id: text} for a JSONL manifest (a path, or its rows as read by asr.data.read_manifest),
+    decoded by `jobs` processes (pocketsphinx decodes at a few times real time per core).
 
     Unreadable audio is logged and left out, as `asr decode` leaves it out: scoring counts
-    its words as deletions. `decoder`: a pocketsphinx Decoder to reuse (default: make_decoder()).
+    its words as deletions.
     """
-    from asr.audio import AudioError, load_audio
     from asr.data import read_manifest
 
     entries = read_manifest(manifest) if isinstance(manifest, (str, Path)) else manifest
-    decoder = decoder or make_decoder()
-    hyps = {}
-    for entry in tqdm(entries, desc="pocketsphinx", unit="utt", disable=None):
-        try:
-            wave = load_audio(entry["audio_filepath"], SAMPLE_RATE)
-        except AudioError as err:
-            log.warning("skipping %s: %s", entry["id"], err)
-            continue
-        hyps[entry["id"]] = decode_wave(decoder, wave)
-    return hyps
+    make_decoder()  # a missing package fails here, once, with its message
+    with multiprocessing.get_context("spawn").Pool(jobs) if jobs > 1 else nullcontext() as pool:
+        results = pool.imap(_decode_entry, entries, chunksize=4) if pool else map(_decode_entry, entries)
+        hyps = dict(tqdm(results, total=len(entries), desc="pocketsphinx", unit="utt", disable=None))
+    return {utt_id: text for utt_id, text in hyps.items() if text is not None}

@@ -82,6 +82,17 @@ def estimate_cmvn(model: CTCModel, dataset: SpeechDataset, max_utterances: int, 
     model.cmvn.set_stats(total, total_sq, count)
 
 
+def init_weights(model: CTCModel, checkpoint: str) -> None:
+    """Load a trained model's weights and CMVN into `model` (same size and tokens)."""
+    state = load_checkpoint(checkpoint)
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError:
+        raise ValueError(f"{checkpoint}: its model ({ModelConfig.from_dict(state['config'])}) does "
+                         "not fit the one asked for; use the same --size, layers and tokens") from None
+    log.info("initialised from %s", checkpoint)
+
+
 def _checkpoint_number(path: Path) -> int:
     return int(path.stem.split("-")[1])
 
@@ -269,6 +280,8 @@ def _train(cfg: TrainConfig, dist: Distributed) -> dict:
                         dist.world_size)
         log.info("resumed from %s at epoch %d, batch %d, step %d", last_path, start_epoch + 1,
                  start_batch, step)
+    elif cfg.init_from:
+        init_weights(model, cfg.init_from)
     else:
         if dist.is_main:  # DDP copies rank 0's CMVN statistics to the other ranks
             estimate_cmvn(model, train_set, cfg.cmvn_utterances, cfg.seed)

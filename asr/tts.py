@@ -36,10 +36,9 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-import soundfile
-
 import espeakng_loader
 import numpy as np
+import soundfile
 
 TTS_SAMPLE_RATE = 22050  # espeak-ng's native rate; checked against espeak_Initialize
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -48,15 +49,16 @@ def parse_named(values: list[str], what: str, parts: int) -> dict[str, str]:
     return dict(named)
 
 
-def pocketsphinx_rows(sets: dict[str, list[dict]], normalize) -> list[dict]:
-    """One benchmark-shaped row per set for PocketSphinx, hypotheses under "hyps"."""
-    from asr.pocketsphinx_baseline import decode_manifest, make_decoder
+def pocketsphinx_rows(sets: dict[str, list[dict]], normalize, jobs: int = 1) -> list[dict]:
+    """One benchmark-shaped row per set for PocketSphinx (`jobs` processes), hypotheses
+    under "hyps"."""
+    from asr.pocketsphinx_baseline import decode_manifest
     from asr.score import score
 
-    decoder, rows = make_decoder(), []
+    rows = []
     for set_name, entries in sets.items():
         start = time.perf_counter()
-        hyps = decode_manifest(entries, decoder)
+        hyps = decode_manifest(entries, jobs)
         seconds = time.perf_counter() - start
         report = score({e["id"]: e["text"] for e in entries}, hyps, normalize)
         audio = sum(float(e["duration"]) for e in entries if e["id"] in hyps)
@@ -101,6 +103,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--normalize", default="english", choices=["none", "basic", "english"],
                    help="text normaliser for both sides, as `asr score --normalize` (default english)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
+    p.add_argument("--jobs", type=int, default=os.cpu_count(), help="pocketsphinx processes")
     p.add_argument("--beam-size", type=int, default=10)
     p.add_argument("--max-batch-seconds", type=float, default=300.0)
     args = p.parse_args(argv)
@@ -144,7 +147,7 @@ def main(argv: list[str] | None = None) -> dict:
     rows = benchmark_rows(list(model_paths.values()), list(model_paths), sets, args.decoders, device,
                           args.beam_size, args.max_batch_seconds, normalize, keep_hyps=True)
     if args.pocketsphinx:
-        rows += pocketsphinx_rows(sets, normalize)
+        rows += pocketsphinx_rows(sets, normalize, args.jobs)
 
     out = Path(args.out_dir)
     for row in rows:

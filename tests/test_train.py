@@ -114,6 +114,24 @@ def test_resume_with_another_model_config_is_refused(noise_corpus, tmp_path):
         train(cfg)
 
 
+def test_init_from_starts_at_another_models_weights_and_cmvn(noise_corpus, tmp_path):
+    train_m, dev_m = noise_corpus("train", 6), noise_corpus("dev", 1, seed=1)
+    other_m = noise_corpus("other", 6, seed=2)
+    train(_config(train_m, dev_m, tmp_path / "first", epochs=1))
+    cfg = _config(other_m, dev_m, tmp_path / "second", epochs=1)
+    cfg.init_from, cfg.lr, cfg.max_steps = str(tmp_path / "first" / "best.pt"), 0.0, 1
+    train(cfg)  # with a learning rate of 0, one step leaves the weights where they started
+    start, second = (load_checkpoint(p)["model"] for p in
+                     (tmp_path / "first" / "best.pt", tmp_path / "second" / "step-1.pt"))
+    assert start.keys() == second.keys()
+    assert all(torch.equal(start[k], second[k]) for k in start)  # CMVN buffers included
+
+    cfg = _config(other_m, dev_m, tmp_path / "third", epochs=1)
+    cfg.init_from, cfg.size = str(tmp_path / "first" / "best.pt"), "small"
+    with pytest.raises(ValueError, match="best.pt: its model .* does not fit the one asked for"):
+        train(cfg)
+
+
 def test_warmup_then_decay():
     f = warmup_cosine(10, 110)
     assert f(0) == 0.1 and f(9) == 1.0

@@ -51,7 +51,8 @@ GAME = {
     "spathi": [("HI", _speech(2, 6), ["Greetings (whatever that means) human."], [])],
     "yehat": [("HI", _speech(2, 7), ["Honor to the clan."], [])],
     "yehatrebels": [("HI", _speech(2, 8), ["Rebel honor."], [])],
-    "zoqfotpik": [("HI", _speech(2, 9), ["Hello, friend <HEAVY BREATHING>."], [])],
+    "zoqfotpik": [("HI", _speech(2, 9), ["Hello, friend <HEAVY BREATHING>."], []),
+                  ("captain_says", None, ["Hi there!"], [])],
 }
 
 
@@ -97,7 +98,8 @@ def test_stage_directions_are_not_speech():
 def test_whole_characters_are_held_out(corpus):
     _, manifests = corpus
     speakers = {split: {r["speaker"] for r in _rows(path)} for split, path in manifests.items()}
-    assert speakers == {"train": {"zoqfotpik"}, "dev": {"spathi"}, "test": {"orz", "yehat"}}
+    assert speakers == {"train": {"zoqfotpik"}, "dev": {"spathi"}, "test": {"orz", "yehat"},
+                        "test_clips": {"orz", "yehat"}}
     test_ids = {r["id"] for r in _rows(manifests["test"])}
     assert "yehatrebels-000" in test_ids  # the same actor as the yehat
 
@@ -112,6 +114,8 @@ def test_long_clips_are_cut_at_the_pause_between_lines(corpus):
     assert 17.4 <= first["duration"] <= 17.8 and 5.9 < second["duration"] < 6.5
     assert rows["orz-000"]["text"] == "hello captain"
     assert not any(i.startswith(("orz-001", "orz-003")) for i in rows)  # sob only; one long line
+    whole = [r["id"] for r in _rows(manifests["test_clips"])]
+    assert whole == ["orz-000", "yehat-000", "yehatrebels-000"]  # the clips that needed no cut
     summary = json.loads((out / "summary.json").read_text())
     assert summary == {"clips": 8, "kept": 6, "cut": 1, "pieces": 7, "no_speech": 1,
                        "too_long": 1, "no_transcript": 0, "unreadable": 0}
@@ -122,7 +126,7 @@ def test_long_clips_are_cut_at_the_pause_between_lines(corpus):
 
 def test_lm_text_is_the_training_actors_only(corpus):
     out, _ = corpus
-    assert (out / "lm_train.txt").read_text() == "hello friend\n"
+    assert (out / "lm_train.txt").read_text() == "hello friend\nhi there\n"  # + the captain's line
 
 
 def test_prepare_again_is_a_no_op(corpus, game):

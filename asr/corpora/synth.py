@@ -27,6 +27,7 @@ from pathlib import Path
 
 from pythonbible import Book
 
+from asr import tts
 from asr.atomic import write_text
 from asr.corpora.common import (
     MARGIN_SECONDS,
@@ -37,7 +38,6 @@ from asr.corpora.common import (
     start_fresh,
     synthesize_splits,
 )
-from asr import tts
 from asr.text import normalize
 
 log = logging.getLogger(__name__)

@@ -15,8 +15,10 @@ lines, at the quietest moment near the nominal boundary.
   Races one actor may have voiced together (yehat/yehatrebels, urquan/kohrah,
   starbase/commander) count as one character.
 
-Writes `{train,dev,test}.jsonl` with 16 kHz wavs under `wav/<race>/`, `lm_train.txt`
-(the training actors' transcripts) and `summary.json` (what was kept, cut and left out).
+Writes `{train,dev,test}.jsonl` (and `test_clips.jsonl`: the test clips that needed no
+cut, a smaller set of whole recordings) with 16 kHz wavs under `wav/<race>/`, `lm_train.txt`
+(the training actors' transcripts, then the unvoiced lines of their conversations: the
+captain's replies) and `summary.json` (what was kept, cut and left out).
 """
 
 from __future__ import annotations
@@ -31,7 +33,6 @@ import numpy as np
 import soundfile
 
 from asr.atomic import write_text
-from asr.data import write_jsonl
 from asr.text import normalize
 
 log = logging.getLogger(__name__)
@@ -47,7 +48,7 @@ MAX_SECONDS = 20.0
 DEV_RACES = ("spathi", "supox", "chmmr")
 TEST_RACES = ("syreen", "arilou", "orz", "utwig")
 SAME_ACTOR = {"yehatrebels": "yehat", "kohrah": "urquan", "commander": "starbase"}
-_VERSION = 1
+_VERSION = 2
 
 _INTERJECTION = re.compile(
     r"\((?:[^()\s]+!+|\.\.\.[^()]*|(?:sob|sniff|whimper|sigh|urp|urk|gulp|hee|snork|gasp|cough|"
@@ -159,10 +160,11 @@ def prepare_uqm(out_dir: str | Path, data_dir: str | Path = DATA_DIR,
                 max_seconds: float = MAX_SECONDS) -> dict[str, Path]:
     """Write the UQM corpus to `out_dir` (see the module docstring); idempotent: returns at
     once when `out_dir` holds a corpus made with the same options. Returns split -> manifest."""
-    from asr.corpora.common import is_completed, mark_completed, start_fresh
+    from asr.corpora.common import is_completed, mark_completed, start_fresh  # torch: import late
+    from asr.data import write_jsonl
 
     out_dir, data_dir = Path(out_dir), Path(data_dir)
-    manifests = {split: out_dir / f"{split}.jsonl" for split in ("train", "dev", "test")}
+    manifests = {split: out_dir / f"{split}.jsonl" for split in ("train", "dev", "test", "test_clips")}
     params = {"corpus": "uqm", "version": _VERSION, "dev": sorted(dev_races),
               "test": sorted(test_races), "max_seconds": max_seconds}
     if is_completed(out_dir, params, [*manifests.values(), out_dir / "lm_train.txt"]):
@@ -175,6 +177,7 @@ def prepare_uqm(out_dir: str | Path, data_dir: str | Path = DATA_DIR,
                          f"{', '.join(sorted({_character(r) for r in races}))}")
     start_fresh(out_dir)
     rows: dict[str, list[dict]] = {split: [] for split in manifests}
+    unvoiced: list[str] = []  # the training races' lines no actor says, for the LM
     counts = {"clips": 0, "kept": 0, "cut": 0, "pieces": 0, "no_speech": 0, "too_long": 0,
               "no_transcript": 0, "unreadable": 0}
     clips = set(voice.namelist())
@@ -187,6 +190,8 @@ def prepare_uqm(out_dir: str | Path, data_dir: str | Path = DATA_DIR,
                                        and n.endswith(".ogg") and n.split("/")[-1] not in transcribed)
         for key, (clip, lines) in entries.items():
             member = f"3dovoice/{race}/{clip}"
+            if split == "train" and not clip and (text := speech_text(" ".join(lines))):
+                unvoiced.append(text)
             if not clip or member not in clips or not lines:
                 continue
             counts["clips"] += 1
@@ -221,16 +226,20 @@ def prepare_uqm(out_dir: str | Path, data_dir: str | Path = DATA_DIR,
                 audio = _resample(wave[start:end], rate)
                 soundfile.write(path, audio, SAMPLE_RATE, subtype="PCM_16")
                 counts["pieces"] += 1
-                rows[split].append({"id": utt_id, "audio_filepath": str(path.resolve()),
-                                    "duration": round(len(audio) / SAMPLE_RATE, 3), "text": text,
-                                    "speaker": _character(race), "engine": "human"})
+                row = {"id": utt_id, "audio_filepath": str(path.resolve()),
+                       "duration": round(len(audio) / SAMPLE_RATE, 3), "text": text,
+                       "speaker": _character(race), "engine": "human"}
+                rows[split].append(row)
+                if split == "test" and len(pieces) == 1:
+                    rows["test_clips"].append(row)
     for split, path in manifests.items():
         if not rows[split]:
             raise ValueError(f"{data_dir}: UQM {split} set came out empty; check --dev/--test races")
         write_jsonl(path, rows[split])
         log.info("uqm %s: %d utterances, %.2f h, %d characters", split, len(rows[split]),
                  sum(r["duration"] for r in rows[split]) / 3600, len({r["speaker"] for r in rows[split]}))
-    write_text(out_dir / "lm_train.txt", "".join(r["text"] + "\n" for r in rows["train"]))
+    lm_lines = [r["text"] for r in rows["train"]] + unvoiced
+    write_text(out_dir / "lm_train.txt", "".join(line + "\n" for line in lm_lines))
     write_text(out_dir / "summary.json", json.dumps(counts, indent=1) + "\n")
     log.info("uqm: %s", counts)
     mark_completed(out_dir, params)
