@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from functools import lru_cache
 
 import numpy as np
@@ -79,24 +79,6 @@ class AugmentConfig:
                 values[NAMES[name]] = float(value)
             except ValueError:
                 raise ValueError(f"augment: {item!r}: {value!r} is not a number") from None
-        return cls(**values)
-
-    @property
-    def spec(self) -> str:
-        """The parse() form of the probabilities that differ from the defaults."""
-        defaults = {f.name: f.default for f in fields(self)}
-        return ",".join(f"{name}={getattr(self, attr):g}" for name, attr in NAMES.items()
-                        if getattr(self, attr) != defaults[attr])
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> AugmentConfig:
-        """The inverse of to_dict (e.g. from a checkpoint's JSON config)."""
-        unknown = set(values) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ValueError(f"augment: unknown settings {', '.join(sorted(unknown))}")
         return cls(**values)
 
 

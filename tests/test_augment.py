@@ -1,5 +1,4 @@
 import importlib.util
-import json
 
 import numpy as np
 import pytest
@@ -194,19 +193,16 @@ def test_tiny_inputs_do_not_crash(rich, length):
 def test_parse_round_trip_and_errors():
     config = AugmentConfig.parse("speed=0.5, noise=0.4,reverb=0.3,telephone=0.15,gain=0.5")
     assert (config.speed_prob, config.noise_prob, config.telephone_prob) == (0.5, 0.4, 0.15)
-    assert config.enabled and AugmentConfig.parse(config.spec) == config
+    assert config.enabled
     assert AugmentConfig.parse("robust") == AugmentConfig.parse(augment.PRESETS["robust"])
     assert not AugmentConfig.parse("").enabled and not AugmentConfig.parse("off").enabled
     assert not AugmentConfig.parse("babble=0.9").enabled  # a share, not an augmentation
-    assert AugmentConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
     with pytest.raises(ValueError, match="speed, noise, reverb, telephone, gain"):
         AugmentConfig.parse("speed=0.5,echo=0.2")
     with pytest.raises(ValueError, match="not a number"):
         AugmentConfig.parse("speed=lots")
     with pytest.raises(ValueError, match="probability"):
         AugmentConfig.parse("noise=1.5")
-    with pytest.raises(ValueError, match="unknown settings"):
-        AugmentConfig.from_dict({"speed_prob": 0.5, "pitch_prob": 0.1})
 
 
 def test_missing_pyroomacoustics_is_named_only_when_reverb_is_on(monkeypatch):

@@ -249,8 +249,8 @@ def _engine_hours(spec: str) -> dict[str, float]:
         pairs = [item.split("=") for item in spec.split(",") if item]
         hours = {name.strip(): float(value) for name, value in pairs}
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{spec!r}: write ENGINE=HOURS,...: write ENGINE=HOURS,..., "
-                         "e.g. mbrola=1,rhvoice=1,piper=0.5") from None
+        raise argparse.ArgumentTypeError(f"{spec!r}: write ENGINE=HOURS,..., "
+                                         "e.g. mbrola=1,rhvoice=1,piper=0.5") from None
     if unknown := set(hours) - set(tts.ENGINES):
         raise argparse.ArgumentTypeError(f"unknown engine {', '.join(unknown)}; choose from "
                                          f"{', '.join(tts.ENGINES)}")
