@@ -8,7 +8,6 @@ simulated once per process from `seed`; babble comes from other training utteran
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import time
 from dataclasses import dataclass, fields
@@ -28,7 +27,7 @@ log = logging.getLogger(__name__)
 # `--augment` names -> AugmentConfig fields; presets are whole specs
 NAMES = {"speed": "speed_prob", "noise": "noise_prob", "reverb": "reverb_prob",
          "telephone": "telephone_prob", "gain": "gain_prob", "babble": "babble_share"}
-PRESETS = {"off": "", "robust": "speed=0.5,noise=0.5,reverb=0.3,telephone=0.15,gain=0.5"}
+PRESETS = {"off": "", "robust": "speed=0.5,noise=0.4,reverb=0.3,telephone=0.15,gain=0.5"}
 TELEPHONE_RATE = 8000
 BABBLE_SECONDS = 8.0  # a babble talker is cached as at most this much audio
 
@@ -54,7 +53,7 @@ class AugmentConfig:
                 raise ValueError(f"augment: {name}={value} is not a probability in [0, 1]")
         for f in fields(self):
             if f.name.endswith("_range"):
-                lo, hi = (float(v) for v in getattr(self, f.name))  # JSON gives lists
+                lo, hi = (float(v) for v in getattr(self, f.name))
                 if lo > hi:
                     raise ValueError(f"augment: {f.name} ({lo}, {hi}) must be (low, high)")
                 setattr(self, f.name, (lo, hi))
@@ -96,7 +95,7 @@ def _resampler(orig: int, new: int, sharp: bool = False) -> AT.Resample:
 def speed_perturb(wave: torch.Tensor, factor: float, sample_rate: int) -> torch.Tensor:
     """Play `factor` times faster, tempo and pitch together (Kaldi's speed perturbation):
     the result is 1/factor as long. The factor is rounded to 0.01, so the resampling ratio
-    is at most 101:100 (a small kernel)."""
+    reduces to (100 x factor):100 or less (a small kernel)."""
     orig = round(sample_rate * round(factor * 100) / 100)
     return wave if orig == sample_rate else _resampler(orig, sample_rate)(wave)
 
@@ -129,18 +128,12 @@ def coloured_noise(length: int, beta: float, rng: np.random.Generator) -> torch.
     return torch.from_numpy(scipy.fft.irfft(spectrum * scale, n=n)[:length].astype(np.float32))
 
 
-def _require_pyroomacoustics() -> None:
-    if importlib.util.find_spec("pyroomacoustics") is None:
-        raise ImportError("reverb augmentation needs pyroomacoustics: pip install pyroomacoustics")
-
-
 def simulate_rirs(count: int, sample_rate: int, seed: int) -> list[torch.Tensor]:
     """Room impulse responses of shoebox rooms (3-12 m by 3-12 m by 2.4-4 m, RT60 0.2-0.9 s,
     talker 0.5-4 m from the microphone), each cut to start at its direct path and scaled
     to unit energy. Image sources to order 3 plus ray tracing for the tail (about 0.1 s a
     room); deterministic for `seed`."""
-    _require_pyroomacoustics()
-    import pyroomacoustics as pra
+    import pyroomacoustics as pra  # slow to import: only when reverb is on
 
     rng = np.random.default_rng([seed, 0x5253])
     rirs = []
@@ -213,8 +206,6 @@ class Augmenter:
 
     def __init__(self, config: AugmentConfig, sample_rate: int, babble_paths=(), seed: int = 0,
                  rir_count: int = 24, babble_pool: int = 48):
-        if config.reverb_prob > 0:
-            _require_pyroomacoustics()
         if config.telephone_prob > 0 and sample_rate < TELEPHONE_RATE:
             raise ValueError(f"telephone augmentation needs audio of 8 kHz or more, not {sample_rate} Hz")
         self.config, self.sample_rate, self.seed, self.rir_count = config, sample_rate, seed, rir_count

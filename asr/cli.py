@@ -45,8 +45,8 @@ def _add_train(sub) -> None:
                         "data) with a fresh optimizer and schedule; same size and tokens")
     p.add_argument("--augment", default=default["augment"], metavar="NAME=PROB,...",
                    help="waveform augmentation of training audio, each with a probability: speed, "
-                        "noise, reverb, telephone, gain (e.g. speed=0.5,noise=0.4,reverb=0.3); off "
-                        "by default")
+                        "noise, reverb, telephone, gain (e.g. speed=0.5,noise=0.4,reverb=0.3), or the "
+                        "preset robust (recipes/english's mix); off by default")
     p.add_argument("--no-preflight", dest="preflight", action="store_false",
                    help="skip running the largest batch once before training (GPU)")
     model = p.add_argument_group("model (overrides of the named size)")
@@ -249,8 +249,7 @@ def _add_prepare(sub) -> None:
     from asr import corpora
 
     p = sub.add_parser("prepare", help="prepare a corpus: manifests (and audio) under --out",
-                       description="`asr prepare NAME --help` lists the corpus's options",
-                       add_help=False)
+                       description="`asr prepare NAME --help` lists the corpus's options")
     p.add_argument("corpus", choices=corpora.names())
     p.add_argument("options", nargs=argparse.REMAINDER, help="--out DIR and the corpus's options")
 

@@ -74,8 +74,9 @@ def decode_manifest(manifest: str | Path | list[dict], jobs: int = 1) -> dict[st
     """
     from asr.data import read_manifest
 
+    global _decoder
     entries = read_manifest(manifest) if isinstance(manifest, (str, Path)) else manifest
-    make_decoder()  # a missing package fails here, once, with its message
+    _decoder = _decoder or make_decoder()  # a missing package fails here, once, with its message
     with multiprocessing.get_context("spawn").Pool(jobs) if jobs > 1 else nullcontext() as pool:
         results = pool.imap(_decode_entry, entries, chunksize=4) if pool else map(_decode_entry, entries)
         hyps = dict(tqdm(results, total=len(entries), desc="pocketsphinx", unit="utt", disable=None))

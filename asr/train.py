@@ -161,11 +161,13 @@ def optimizer_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer,
 
 
 def run_preflight(model: torch.nn.Module, train_set: SpeechDataset, cfg: TrainConfig,
-                  device: torch.device, scaler: torch.amp.GradScaler, dist: Distributed) -> None:
-    """Run the worst batch `cfg.max_batch_seconds` allows; stop with a budget that fits if
-    it runs out of memory. Optimizer state (2 copies of the weights) comes on top."""
+                  device: torch.device, scaler: torch.amp.GradScaler, dist: Distributed,
+                  stretch: float = 1.0) -> None:
+    """Run the worst batch `cfg.max_batch_seconds` allows (utterances up to `stretch` times
+    longer after augmentation); stop with a budget that fits if it runs out of memory.
+    Optimizer state (2 copies of the weights) comes on top."""
     config = model.module.config if isinstance(model, DDP) else model.config
-    longest = max(train_set.durations)
+    longest = max(train_set.durations) * stretch
     max_tokens = max(len(t) for t in train_set.tokens)
 
     def run_batch(seconds: float) -> None:
@@ -231,8 +233,12 @@ def _train(cfg: TrainConfig, dist: Distributed) -> dict:
 
     train_set = SpeechDataset(read_manifest(cfg.train_manifest), tokenizer,
                               model_config.sample_rate, cfg.train_manifest)
-    train_set.filter_infeasible(lambda n: int(model.output_lengths(torch.tensor(n))),
-                                cfg.train_manifest)
+    augment = AugmentConfig.parse(cfg.augment)
+    # speed perturbation stretches audio by up to `longest` and shrinks it by up to `shortest`
+    longest, shortest = (1 / augment.speed_range[0], 1 / augment.speed_range[1]) \
+        if augment.speed_prob > 0 else (1.0, 1.0)
+    train_set.filter_infeasible(
+        lambda n: int(model.output_lengths(torch.tensor(int(n * shortest)))), cfg.train_manifest)
     dev_set = SpeechDataset(read_manifest(cfg.dev_manifest), tokenizer,
                             model_config.sample_rate, cfg.dev_manifest)
     if len(train_set) == 0:
@@ -240,8 +246,8 @@ def _train(cfg: TrainConfig, dist: Distributed) -> dict:
     log.info("train: %d utterances, %.2f h; dev: %d utterances; %d process(es)", len(train_set),
              sum(train_set.durations) / 3600, len(dev_set), dist.world_size)
 
-    augment = AugmentConfig.parse(cfg.augment)
-    sampler = BucketBatchSampler(train_set.durations, cfg.max_batch_seconds, seed=cfg.seed,
+    sampler = BucketBatchSampler([d * longest for d in train_set.durations],
+                                 cfg.max_batch_seconds, seed=cfg.seed,
                                  num_replicas=dist.world_size, rank=dist.rank,
                                  tag_epoch=augment.enabled)
     if augment.enabled:
@@ -282,6 +288,7 @@ def _train(cfg: TrainConfig, dist: Distributed) -> dict:
                  start_batch, step)
     elif cfg.init_from:
         init_weights(model, cfg.init_from)
+        model.to(device)
     else:
         if dist.is_main:  # DDP copies rank 0's CMVN statistics to the other ranks
             estimate_cmvn(model, train_set, cfg.cmvn_utterances, cfg.seed)
@@ -291,7 +298,7 @@ def _train(cfg: TrainConfig, dist: Distributed) -> dict:
     trained = DDP(model, device_ids=[device] if device.type == "cuda" else None) \
         if dist.enabled else model
     if cfg.preflight and device.type == "cuda":
-        run_preflight(trained, train_set, cfg, device, scaler, dist)
+        run_preflight(trained, train_set, cfg, device, scaler, dist, longest)
 
     def save_state(path: Path, epoch: int, batch: int, kind: str) -> None:
         """Full training state, written by rank 0; every rank's RNG state goes in."""

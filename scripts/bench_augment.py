@@ -9,7 +9,7 @@ and augments it with a generator seeded by (seed, utterance), as a training load
   none        load_audio only: the named alternative every ratio is relative to
   speed, reverb, telephone, gain, noise-babble, noise-coloured
               one augmentation with probability 1 (babble talkers: the same utterances)
-  recipe      speed=0.5,noise=0.5,reverb=0.3,telephone=0.15,gain=0.5
+  recipe      the `robust` preset, recipes/english's: speed=0.5,noise=0.4,reverb=0.3,telephone=0.15,gain=0.5
 Each setting runs `--repeats` passes and keeps the fastest (the first pass also fills the
 babble cache). The room impulse response bank is simulated before timing; its build time is
 reported on its own. Prints a table, then one JSON line: {"rows": [{"setting", "aug_ms_per_s",

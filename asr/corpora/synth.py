@@ -251,9 +251,10 @@ def _engine_hours(spec: str) -> dict[str, float]:
     except ValueError:
         raise argparse.ArgumentTypeError(f"{spec!r}: write ENGINE=HOURS,..., "
                                          "e.g. mbrola=1,rhvoice=1,piper=0.5") from None
-    if unknown := set(hours) - set(tts.ENGINES):
+    others = [name for name in tts.ENGINES if name != "espeak"]  # espeak's hours are --hours
+    if unknown := set(hours) - set(others):
         raise argparse.ArgumentTypeError(f"unknown engine {', '.join(unknown)}; choose from "
-                                         f"{', '.join(tts.ENGINES)}")
+                                         f"{', '.join(others)} (espeak-ng's hours are --hours)")
     return hours
 
 

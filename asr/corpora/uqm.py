@@ -103,6 +103,8 @@ def cut_between_lines(wave: np.ndarray, rate: int, lines: list[str], timings: li
     if len(nominal) and nominal[-1] >= len(wave):
         return None
     bounds = [0, *(_quietest(wave, int(b), rate) for b in nominal), len(wave)]
+    if any(a >= b for a, b in zip(bounds, bounds[1:])):  # lines too short to cut between
+        return None
     limit = max_seconds * rate
     pieces: list[tuple[int, int, list[str]]] = []
     for i, line in enumerate(lines):
@@ -126,7 +128,7 @@ def _split_of(race: str, dev: tuple[str, ...], test: tuple[str, ...]) -> str:
 
 
 def _resample(wave: np.ndarray, rate: int) -> np.ndarray:
-    import soxr  # a librosa dependency; fast, high-quality resampling
+    import soxr  # fast, high-quality resampling
 
     return wave if rate == SAMPLE_RATE else soxr.resample(wave, rate, SAMPLE_RATE).astype(np.float32)
 
@@ -146,10 +148,13 @@ def _races(voice: zipfile.ZipFile) -> list[str]:
 
 
 def _dialogue(voice: zipfile.ZipFile, content: zipfile.ZipFile, race: str):
-    """The race's transcripts (the voice pack's own when it has them) and line timings."""
+    """The race's transcripts (the voice pack's own when it has them) and line timings;
+    None when neither zip holds them."""
     names = set(voice.namelist())
-    own = f"3dovoice/{race}/{race}.txt"
-    text = (voice.read(own) if own in names else content.read(f"base/comm/{race}/{race}.txt"))
+    own, shared = f"3dovoice/{race}/{race}.txt", f"base/comm/{race}/{race}.txt"
+    if own not in names and shared not in set(content.namelist()):
+        return None
+    text = voice.read(own) if own in names else content.read(shared)
     ts = f"3dovoice/{race}/{race}.ts"
     timings = parse_timings(voice.read(ts).decode("latin-1")) if ts in names else {}
     return parse_dialogue(text.decode("latin-1")), timings
@@ -171,70 +176,75 @@ def prepare_uqm(out_dir: str | Path, data_dir: str | Path = DATA_DIR,
         log.info("%s: UQM corpus already prepared, skipping", out_dir)
         return manifests
     voice, content = _open_zips(data_dir)
-    races = _races(voice)
-    if unknown := (set(dev_races) | set(test_races)) - {_character(r) for r in races}:
-        raise ValueError(f"no UQM character {', '.join(sorted(unknown))}; choose from "
-                         f"{', '.join(sorted({_character(r) for r in races}))}")
-    start_fresh(out_dir)
-    rows: dict[str, list[dict]] = {split: [] for split in manifests}
-    unvoiced: list[str] = []  # the training races' lines no actor says, for the LM
-    counts = {"clips": 0, "kept": 0, "cut": 0, "pieces": 0, "no_speech": 0, "too_long": 0,
-              "no_transcript": 0, "unreadable": 0}
-    clips = set(voice.namelist())
-    for race in races:
-        split = _split_of(race, dev_races, test_races)
-        entries, timings = _dialogue(voice, content, race)
-        (out_dir / "wav" / race).mkdir(parents=True, exist_ok=True)
-        transcribed = {clip for clip, _ in entries.values() if clip}
-        counts["no_transcript"] += sum(1 for n in clips if n.startswith(f"3dovoice/{race}/")
-                                       and n.endswith(".ogg") and n.split("/")[-1] not in transcribed)
-        for key, (clip, lines) in entries.items():
-            member = f"3dovoice/{race}/{clip}"
-            if split == "train" and not clip and (text := speech_text(" ".join(lines))):
-                unvoiced.append(text)
-            if not clip or member not in clips or not lines:
+    with voice, content:
+        races = _races(voice)
+        if unknown := (set(dev_races) | set(test_races)) - {_character(r) for r in races}:
+            raise ValueError(f"no UQM character {', '.join(sorted(unknown))}; choose from "
+                             f"{', '.join(sorted({_character(r) for r in races}))}")
+        start_fresh(out_dir)
+        rows: dict[str, list[dict]] = {split: [] for split in manifests}
+        unvoiced: list[str] = []  # the training races' lines no actor says, for the LM
+        counts = {"clips": 0, "kept": 0, "cut": 0, "pieces": 0, "no_speech": 0, "too_long": 0,
+                  "no_transcript": 0, "unreadable": 0, "no_dialogue": 0}
+        clips = set(voice.namelist())
+        for race in races:
+            split = _split_of(race, dev_races, test_races)
+            if (dialogue := _dialogue(voice, content, race)) is None:
+                log.warning("%s: no dialogue file for %s; its clips are left out", data_dir, race)
+                counts["no_dialogue"] += 1
                 continue
-            counts["clips"] += 1
-            if not speech_text(" ".join(lines)):
-                counts["no_speech"] += 1
-                continue
-            try:
-                with voice.open(member) as f:
-                    wave, rate = soundfile.read(f, dtype="float32", always_2d=True)  # (S, C)
-            except (soundfile.LibsndfileError, RuntimeError) as err:
-                log.warning("%s: %s is unreadable (%s); left out", data_dir / VOICE_ZIP, member, err)
-                counts["unreadable"] += 1
-                continue
-            wave = wave.mean(axis=1)
-            if len(wave) <= max_seconds * rate:
-                pieces = [(0, len(wave), lines)]
-            else:
-                pieces = cut_between_lines(wave, rate, lines, timings.get(key, []), max_seconds)
-                if pieces is None:
-                    counts["too_long"] += 1
+            entries, timings = dialogue
+            (out_dir / "wav" / race).mkdir(parents=True, exist_ok=True)
+            transcribed = {clip for clip, _ in entries.values() if clip}
+            counts["no_transcript"] += sum(1 for n in clips if n.startswith(f"3dovoice/{race}/")
+                                           and n.endswith(".ogg") and n.split("/")[-1] not in transcribed)
+            for key, (clip, lines) in entries.items():
+                member = f"3dovoice/{race}/{clip}"
+                if split == "train" and not clip and (text := speech_text(" ".join(lines))):
+                    unvoiced.append(text)
+                if not clip or member not in clips or not lines:
                     continue
-                counts["cut"] += 1
-            counts["kept"] += 1
-            for k, (start, end, piece_lines) in enumerate(pieces):
-                text = speech_text(" ".join(piece_lines))
-                if not text:
+                counts["clips"] += 1
+                if not speech_text(" ".join(lines)):
+                    counts["no_speech"] += 1
                     continue
-                suffix = f"-{k}" if len(pieces) > 1 else ""
-                stem = Path(clip).stem
-                utt_id = (stem if stem.startswith(race) else f"{race}-{stem}") + suffix
-                path = out_dir / "wav" / race / f"{utt_id}.wav"
-                audio = _resample(wave[start:end], rate)
-                soundfile.write(path, audio, SAMPLE_RATE, subtype="PCM_16")
-                counts["pieces"] += 1
-                row = {"id": utt_id, "audio_filepath": str(path.resolve()),
-                       "duration": round(len(audio) / SAMPLE_RATE, 3), "text": text,
-                       "speaker": _character(race), "engine": "human"}
-                rows[split].append(row)
-                if split == "test" and len(pieces) == 1:
-                    rows["test_clips"].append(row)
+                try:
+                    with voice.open(member) as f:
+                        wave, rate = soundfile.read(f, dtype="float32", always_2d=True)  # (S, C)
+                except (soundfile.LibsndfileError, RuntimeError) as err:
+                    log.warning("%s: %s is unreadable (%s); left out", data_dir / VOICE_ZIP, member, err)
+                    counts["unreadable"] += 1
+                    continue
+                wave = wave.mean(axis=1)
+                if len(wave) <= max_seconds * rate:
+                    pieces = [(0, len(wave), lines)]
+                else:
+                    pieces = cut_between_lines(wave, rate, lines, timings.get(key, []), max_seconds)
+                    if pieces is None:
+                        counts["too_long"] += 1
+                        continue
+                    counts["cut"] += 1
+                counts["kept"] += 1
+                for k, (start, end, piece_lines) in enumerate(pieces):
+                    text = speech_text(" ".join(piece_lines))
+                    if not text:
+                        continue
+                    suffix = f"-{k}" if len(pieces) > 1 else ""
+                    stem = Path(clip).stem
+                    utt_id = (stem if stem.startswith(race) else f"{race}-{stem}") + suffix
+                    path = out_dir / "wav" / race / f"{utt_id}.wav"
+                    audio = _resample(wave[start:end], rate)
+                    soundfile.write(path, audio, SAMPLE_RATE, subtype="PCM_16")
+                    counts["pieces"] += 1
+                    row = {"id": utt_id, "audio_filepath": str(path.resolve()),
+                           "duration": round(len(audio) / SAMPLE_RATE, 3), "text": text,
+                           "speaker": _character(race), "engine": "human"}
+                    rows[split].append(row)
+                    if split == "test" and len(pieces) == 1:
+                        rows["test_clips"].append(row)
     for split, path in manifests.items():
         if not rows[split]:
-            raise ValueError(f"{data_dir}: UQM {split} set came out empty; check --dev/--test races")
+            raise ValueError(f"{data_dir}: UQM {split} set came out empty; check --dev-races/--test-races")
         write_jsonl(path, rows[split])
         log.info("uqm %s: %d utterances, %.2f h, %d characters", split, len(rows[split]),
                  sum(r["duration"] for r in rows[split]) / 3600, len({r["speaker"] for r in rows[split]}))

@@ -9,6 +9,7 @@
 # band, gain. The LM is trained on the training books and the training actors' lines.
 #
 #   bash recipes/english/run.sh [--stage N] [--stop-stage N] [--hours H] [--epochs N] [--nj N] [--device cpu|cuda]
+#     [--uqm-dir DIR] [--librivox-dir DIR]  (where install_voices.sh put them without root)
 #
 # Install first (once, as root): bash ../../scripts/install_voices.sh  (missing optional
 # engines are reported and left out; the UQM packages are required.)
@@ -40,21 +41,22 @@ lm_order=3
 batch_seconds=150  # long (20 s) utterances: on a CPU, an LSTM step costs about the same for 3 or 7 of them
 subsampling_factor=3
 lr=3e-3
-augment="speed=0.5,noise=0.4,reverb=0.3,telephone=0.15,gain=0.5"
+augment=robust  # speed=0.5,noise=0.4,reverb=0.3,telephone=0.15,gain=0.5 (asr.augment)
 specaugment="--freq-mask 15 --n-freq-masks 1 --time-mask 20 --n-time-masks 1"
 uqm_dir=/usr/share/games/uqm/content  # the game's content folder (install_voices.sh says)
-synth_model=../synth/exp/best.pt  # the espeak-only model compared against in stage 6
+librivox_dir=/usr/share/pocketsphinx/test/data  # pocketsphinx-testdata's data folder
+synth_model=../synth/exp/best.pt  # the espeak-only model compared against in stage 7
 sets="dev synth-test uqm-test uqm-test-all librivox"
 . ../lib.sh
 
 prepare() {
   # espeak-ng 55%, MBROLA and RHVoice 18% each, Piper 9% of the synthetic hours
   local engine_hours
-  engine_hours=$(python3 -c "h=$hours; print(f'mbrola={h*.18:.3g},rhvoice={h*.18:.3g},piper={h*.09:.3g}')")
-  asr prepare synth --out data/synth --hours "$(python3 -c "print(f'{$hours*.55:.3g}')")" \
-    --engine-hours "$engine_hours" --jobs "$nj"
+  share() { awk -v h="$hours" -v s="$1" 'BEGIN { printf "%.3g", h * s }'; }
+  asr prepare synth --out data/synth --hours "$(share .55)" --jobs "$nj" \
+    --engine-hours "mbrola=$(share .18),rhvoice=$(share .18),piper=$(share .09)"
   asr prepare uqm --out data/uqm --data-dir "$uqm_dir"
-  asr prepare librivox --out data/librivox
+  asr prepare librivox --out data/librivox --data-dir "$librivox_dir"
   cat data/synth/train.jsonl data/uqm/train.jsonl > data/train.jsonl
   cat data/synth/dev.jsonl data/uqm/dev.jsonl > data/dev.jsonl
   cp data/synth/test.jsonl data/synth-test.jsonl
@@ -88,9 +90,14 @@ tune() {
 decode_both() { decode greedy -greedy; decode "$decoder"; }
 
 compare() {
+  if [ -f exp/compare/.done ]; then log "stage 7: done already (exp/compare/.done)"; return; fi
+  if [ ! -f "$synth_model" ]; then
+    log "stage 7: no $synth_model (run recipes/synth first, or pass --synth-model); comparing without it"
+  fi
   python ../../scripts/compare_english.py --models synth="$synth_model" english=exp/best.pt \
     --sets synth-test=data/synth-test.jsonl uqm-test=data/uqm-test.jsonl librivox=data/librivox.jsonl \
     --device "$device" --jobs "$nj" --out-dir exp/compare
+  if [ -f "$synth_model" ]; then touch exp/compare/.done; fi  # else rerun once it exists
 }
 
 run_stage 0 - prepare  # each corpus returns at once when made with the same options
@@ -100,4 +107,4 @@ run_stage 3 exp/.lm.done lm
 run_stage 4 exp/.tune.done tune
 run_stage 5 exp/.decode.done decode_both
 run_stage 6 exp/.score.done score "" -greedy
-run_stage 7 exp/compare/compare.md compare
+run_stage 7 - compare  # done once it has compared with the synth model
