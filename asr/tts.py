@@ -272,6 +272,11 @@ class EspeakLibrary(Engine):
     def voice_names(self) -> list[str]:
         return english_variants()
 
+    def speakers(self) -> list[Voice]:
+        """Every accent x variant x rate x pitch (english_voices draws from the same grid)."""
+        grid = itertools.product(ENGLISH_ACCENTS, english_variants(), DEFAULT_RATES, DEFAULT_PITCHES)
+        return [Voice(*parts) for parts in grid]
+
     def speak(self, text: str, voice) -> tuple[np.ndarray, int]:
         return synthesize(text, voice), TTS_SAMPLE_RATE
 
