@@ -17,6 +17,7 @@ class ModelConfig:
     vocab_size: int
     sample_rate: int = 16000
     n_mels: int = 80
+    cmvn: str = "global"  # "global", or "utterance": each utterance's own mean removed first
     subsampling: str = "stack"  # "stack" (frame stacking) or "conv" (2-layer Conv2d)
     subsampling_factor: int = 2  # 2 for characters, 4 for subword units
     num_layers: int = 3

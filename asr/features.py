@@ -39,10 +39,16 @@ class LogMelFbank(nn.Module):
 
 
 class GlobalCMVN(nn.Module):
-    """Subtract the training-set mean and divide by its standard deviation, per feature bin."""
+    """Subtract the training-set mean and divide by its standard deviation, per feature bin.
 
-    def __init__(self, n_mels: int = 80):
+    With `per_utterance`, each utterance's own mean over its frames is removed first (the
+    statistics are then those of such centred features): a fixed channel or gain, a
+    constant offset of the log-mel features, no longer reaches the model.
+    """
+
+    def __init__(self, n_mels: int = 80, per_utterance: bool = False):
         super().__init__()
+        self.per_utterance = per_utterance
         self.register_buffer("mean", torch.zeros(n_mels))
         self.register_buffer("inv_std", torch.ones(n_mels))
 
@@ -54,8 +60,18 @@ class GlobalCMVN(nn.Module):
         self.mean.copy_(mean.float())
         self.inv_std.copy_(var.rsqrt().float())
 
-    def forward(self, feats: torch.Tensor) -> torch.Tensor:
-        return (feats - self.mean) * self.inv_std  # (B, T, n_mels)
+    def centre(self, feats: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
+        """feats (B, T, n_mels), frames (B,) -> feats less each utterance's mean when per_utterance."""
+        if not self.per_utterance:
+            return feats
+        frames = frames.to(feats.device)
+        valid = torch.arange(feats.shape[1], device=feats.device) < frames[:, None]  # (B, T)
+        valid = valid.unsqueeze(-1).to(feats.dtype)  # (B, T, 1)
+        mean = (feats * valid).sum(1, keepdim=True) / frames.clamp_min(1)[:, None, None]  # (B, 1, n_mels)
+        return feats - mean
+
+    def forward(self, feats: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
+        return (self.centre(feats, frames) - self.mean) * self.inv_std  # (B, T, n_mels)
 
 
 class SpecAugment(nn.Module):

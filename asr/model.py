@@ -134,7 +134,9 @@ class CTCModel(nn.Module):
         self.config = config
         c = config
         self.fbank = LogMelFbank(c.sample_rate, c.n_mels)
-        self.cmvn = GlobalCMVN(c.n_mels)
+        if c.cmvn not in ("global", "utterance"):
+            raise ValueError(f"unknown cmvn {c.cmvn!r}; use 'global' or 'utterance'")
+        self.cmvn = GlobalCMVN(c.n_mels, per_utterance=c.cmvn == "utterance")
         self.specaug = SpecAugment(c.freq_mask, c.n_freq_masks, c.time_mask, c.n_time_masks)
         rnn_input = c.hidden_size * (2 if c.bidirectional else 1)
         if c.subsampling == "conv":
@@ -156,7 +158,7 @@ class CTCModel(nn.Module):
     def forward(self, waves: torch.Tensor, lengths: torch.Tensor):
         """waves (B, S) float, lengths (B,) samples -> log-probs (B, T, V), frames (B,)."""
         feats, frames = self.fbank(waves, lengths)  # (B, T, n_mels)
-        feats = self.specaug(self.cmvn(feats))
+        feats = self.specaug(self.cmvn(feats, frames))
         x, frames = self.subsample(feats, frames)  # (B, T', D)
         x = self.rnn(self.dropout(x), frames)  # (B, T', 2H)
         x = self.output(self.dropout(x))  # (B, T', V)

@@ -74,8 +74,8 @@ def estimate_cmvn(model: CTCModel, dataset: SpeechDataset, max_utterances: int, 
         if wave is None:  # unreadable: reported when training reaches it
             continue
         wave = wave.unsqueeze(0)  # (1, S)
-        feats, _ = model.fbank(wave, torch.tensor([wave.shape[1]]))  # (1, T, n_mels)
-        feats = feats[0].double()
+        feats, frames = model.fbank(wave, torch.tensor([wave.shape[1]]))  # (1, T, n_mels)
+        feats = model.cmvn.centre(feats, frames)[0].double()
         total += feats.sum(0)
         total_sq += (feats**2).sum(0)
         count += feats.shape[0]
@@ -90,6 +90,10 @@ def init_weights(model: CTCModel, checkpoint: str) -> None:
     except RuntimeError:
         raise ValueError(f"{checkpoint}: its model ({ModelConfig.from_dict(state['config'])}) does "
                          "not fit the one asked for; use the same --size, layers and tokens") from None
+    cmvn = ModelConfig.from_dict(state["config"]).cmvn
+    if cmvn != model.config.cmvn:
+        raise ValueError(f"{checkpoint}: its CMVN statistics are for --cmvn {cmvn}, not "
+                         f"{model.config.cmvn}; pass --cmvn {cmvn}")
     log.info("initialised from %s", checkpoint)
 
 

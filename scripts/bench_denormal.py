@@ -5,10 +5,10 @@
 A trained model's gradients and activations include denormal floats (below 1.2e-38), which
 x86 CPUs compute with microcode, many times slower. `asr train` sets
 torch.set_flush_denormal(True); this times one forward and backward pass (CTC loss) of the
-checkpoint's model (asr.train.forward_backward) on `--utterances` training utterances of the manifest, alternating the
-setting (the named alternative: PyTorch's default, no flushing), `--repeats` steps each, on
-one thread. Prints one line per setting, then one JSON line: {"rows": [{"flush_denormal",
-"seconds_per_step"}], "audio_s"}.
+checkpoint's model (asr.train.forward_backward) on `--utterances` training utterances of the
+manifest, alternating the setting (the named alternative: PyTorch's default, no flushing),
+`--repeats` steps each, on one thread. Prints one line per setting, then one JSON line:
+{"rows": [{"flush_denormal", "seconds_per_step"}], "audio_s"}.
 """
 
 from __future__ import annotations

@@ -20,10 +20,23 @@ def test_cmvn_gives_zero_mean_unit_variance():
     flat = feats.reshape(-1, 80).double()
     cmvn = GlobalCMVN(80)
     cmvn.set_stats(flat.sum(0), (flat**2).sum(0), flat.shape[0])
-    out = cmvn(feats).reshape(-1, 80)
+    out = cmvn(feats, torch.full((4,), 300)).reshape(-1, 80)
     assert torch.allclose(out.mean(0), torch.zeros(80), atol=1e-4)
     assert torch.allclose(out.std(0, unbiased=False), torch.ones(80), atol=1e-3)
     assert "mean" in cmvn.state_dict() and "inv_std" in cmvn.state_dict()
+
+
+def test_utterance_cmvn_removes_a_constant_gain_and_ignores_padding():
+    torch.manual_seed(0)
+    cmvn = GlobalCMVN(80, per_utterance=True)
+    speech = torch.randn(1, 120, 80) * 3 - 7  # (1, T, n_mels)
+    louder = speech + 2.3  # +10 dB of gain is a constant offset of log-mel features
+    padded = torch.cat([louder, torch.full((1, 60, 80), -13.8)], dim=1)  # batch padding
+    out = cmvn(speech, torch.tensor([120]))
+    out_padded = cmvn(padded, torch.tensor([120]))[:, :120]
+    assert torch.allclose(out_padded, out, atol=1e-4)
+    assert torch.allclose(out_padded.mean(1), torch.zeros(1, 80), atol=1e-4)
+    assert not torch.allclose(GlobalCMVN(80)(padded, torch.tensor([120]))[:, :120], out_padded)
 
 
 def test_specaugment_masks_only_in_training():

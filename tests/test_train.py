@@ -133,6 +133,12 @@ def test_init_from_starts_at_another_models_weights_and_cmvn(noise_corpus, tmp_p
     with pytest.raises(ValueError, match="best.pt: its model .* does not fit the one asked for"):
         train(cfg)
 
+    cfg = _config(other_m, dev_m, tmp_path / "fourth", epochs=1)
+    cfg.init_from = str(tmp_path / "first" / "best.pt")
+    cfg.model_overrides = {**cfg.model_overrides, "cmvn": "utterance"}
+    with pytest.raises(ValueError, match="best.pt: its CMVN statistics are for --cmvn global"):
+        train(cfg)
+
 
 def test_warmup_then_decay():
     f = warmup_cosine(10, 110)
