@@ -41,6 +41,7 @@ lm_order=3
 batch_seconds=50  # on a CPU a step costs in proportion to its audio: small batches, more updates
 subsampling_factor=3
 lr=3e-3
+cmvn=utterance  # remove each utterance's own mean: a clip's gain and channel reach the model less
 augment=robust  # speed=0.5,noise=0.4,reverb=0.3,telephone=0.15,gain=0.5 (asr.augment)
 specaugment="--freq-mask 15 --n-freq-masks 1 --time-mask 20 --n-time-masks 1"
 uqm_dir=/usr/share/games/uqm/content  # the game's content folder (install_voices.sh says)
@@ -70,7 +71,7 @@ prepare() {
 train_on() {
   asr_train --exp-dir "$1" --epochs "$2" --size "$size" --max-batch-seconds "$batch_seconds" \
     --lr "$lr" --device "$device" --subsampling stack --subsampling-factor "$subsampling_factor" \
-    --resume --num-workers 1 $specaugment "${@:3}"
+    --resume --num-workers 1 --cmvn "$cmvn" $specaugment "${@:3}"
 }
 
 pretrain() { train_on exp/pretrain "$pretrain_epochs" --train data/synth/train.jsonl --dev data/synth/dev.jsonl; }
