@@ -206,7 +206,7 @@ def train(cfg: TrainConfig) -> dict:
     one process with `max_batch_seconds` times the number of processes, up to float error.
     """
     # As a model trains, gradients and Adam's moments reach denormal floats, which the CPU
-    # handles several times slower (3.8x per step measured, late in a synth run): make them 0.
+    # handles several times slower (2.4x per step late in a synth run, scripts/bench_denormal.py).
     torch.set_flush_denormal(True)
     dist = init_distributed(cfg.device)
     try:
