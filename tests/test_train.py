@@ -7,7 +7,7 @@ from asr.checkpoint import load_checkpoint, load_model
 from asr.data import SpeechDataset, read_manifest
 from asr.decode import get_decoder
 from asr.inference import decode_dataset
-from asr.train import TrainConfig, train, warmup_cosine
+from asr.train import TrainConfig, flushed_denormals, train, warmup_cosine
 
 
 def _config(train_manifest, dev_manifest, exp_dir, epochs):
@@ -74,7 +74,9 @@ def test_augmented_run_resumes_exactly_with_a_loader_worker(noise_corpus, tmp_pa
 
     full = train(config("full"))
     plain = train(config("plain", augment=""))
-    assert not torch.allclose(torch.tensor(full["losses"]), torch.tensor(plain["losses"]))
+    # without speed perturbation the batches are the same: only the audio can differ
+    heard = train(config("heard", augment="noise=0.5,reverb=0.5,telephone=0.5,gain=0.5"))
+    assert not torch.allclose(torch.tensor(heard["losses"]), torch.tensor(plain["losses"]))
     stopped = config("split")
     stopped.max_steps = 3
     train(stopped)
@@ -89,9 +91,9 @@ def test_checkpoints_logs_and_unreadable_files(noise_corpus, tmp_path, caplog):
     (tmp_path / "train" / "train-3.wav").write_bytes(b"broken")
     (tmp_path / "dev" / "dev-1.wav").write_bytes(b"broken")
     exp = tmp_path / "exp"
-    supported = torch.set_flush_denormal(False)  # False where the CPU cannot (not x86)
+    torch.set_flush_denormal(False)
     train(_config(train_m, dev_m, exp, epochs=1))
-    assert (float(torch.tensor(1e-39) * 1.0) == 0.0) == supported  # denormals flushed to 0
+    assert float(torch.tensor(1e-39) * 1.0) != 0.0  # training's denormal flush was undone
     last = torch.load(exp / "epoch-1.pt", weights_only=True)  # no pickled classes
     assert {"config", "tokenizer", "model", "optimizer", "scheduler", "step", "rng"} <= set(last)
     assert (exp / "best.pt").is_file()
@@ -144,3 +146,18 @@ def test_warmup_then_decay():
     f = warmup_cosine(10, 110)
     assert f(0) == 0.1 and f(9) == 1.0
     assert f(60) < 1.0 and abs(f(110) - 0.05) < 1e-9 and f(500) == f(110)
+
+
+def test_denormals_are_flushed_inside_the_block_only():
+    def flushed() -> bool:
+        return float(torch.tensor(1e-39) * 1.0) == 0.0
+
+    supported = torch.set_flush_denormal(False)  # False where the CPU cannot (not x86)
+    with flushed_denormals():
+        assert flushed() == supported
+    assert not flushed()
+    torch.set_flush_denormal(supported)
+    with flushed_denormals():
+        pass
+    assert flushed() == supported  # a caller's own setting is kept
+    torch.set_flush_denormal(False)

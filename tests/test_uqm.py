@@ -154,15 +154,29 @@ def test_missing_packages_and_unknown_characters_name_the_fix(game, tmp_path):
         uqm.prepare_uqm(tmp_path / "out", data_dir=tmp_path)
     with pytest.raises(ValueError, match="no UQM character kzinti; choose from"):
         uqm.prepare_uqm(tmp_path / "out", data_dir=game, dev_races=("spathi",), test_races=("kzinti",))
+    with pytest.raises(ValueError, match="yehat: held out for both dev and test"):
+        uqm.prepare_uqm(tmp_path / "out", data_dir=game, dev_races=("yehatrebels",), test_races=("yehat",))
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_broken_zip_names_the_file_and_the_fix(game, tmp_path):
+    broken = tmp_path / "game"
+    for name in (uqm.VOICE_ZIP, uqm.CONTENT_ZIP):
+        (broken / name).parent.mkdir(parents=True, exist_ok=True)
+        (broken / name).write_bytes((game / name).read_bytes())
+    (broken / uqm.CONTENT_ZIP).write_bytes((game / uqm.CONTENT_ZIP).read_bytes()[:100])  # cut short
+    with pytest.raises(ValueError, match=f"{uqm.CONTENT_ZIP}: not a readable zip file.*apt-get install"):
+        uqm.prepare_uqm(tmp_path / "out", data_dir=broken)
 
 
 def test_the_installed_game_has_timings_for_its_long_clips():
     root = Path(uqm.DATA_DIR)
     if not (root / uqm.VOICE_ZIP).is_file():
         pytest.skip("uqm-voice and uqm-content are not installed")
-    voice, content = uqm._open_zips(root)
-    entries, timings = uqm._dialogue(voice, content, "syreen")
+    with uqm.game_zips(root) as (voice, content):
+        entries, timings = uqm._dialogue(voice, content, "syreen")
+        races = uqm._races(voice)
     clip, lines = entries["HELLO_BEFORE_AMBUSH_1"]
     assert clip == "syreen-000.ogg" and lines[0] == "Attention unidentified space vessel!"
     assert len(timings["HELLO_BEFORE_AMBUSH_1"]) == len(lines) - 1
-    assert len(uqm._races(voice)) == 27
+    assert len(races) == 27

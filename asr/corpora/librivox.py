@@ -4,7 +4,7 @@
 and Sensibility* (chapter 1, public domain, 16 kHz mono 16-bit) and a `transcription` file
 of `<s> words </s> (id)` lines; `cards/` holds five short phrases naming playing cards
 ("eight of spades four of clubs seven of hearts", 16 kHz) and `cards.transcription` in the
-same format. These are tiny (29 s and 10 s), but they are people, not a synthesiser.
+same format. These are tiny (25 s and 10 s), but they are people, not a synthesiser.
 
 The manifests point at the installed wav files (absolute paths, nothing is copied):
 `test.jsonl` is the LibriVox reading, `cards.jsonl` the card phrases (a small-vocabulary

@@ -23,10 +23,12 @@ captain's replies) and `summary.json` (what was kept, cut and left out).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -133,13 +135,21 @@ def _resample(wave: np.ndarray, rate: int) -> np.ndarray:
     return wave if rate == SAMPLE_RATE else soxr.resample(wave, rate, SAMPLE_RATE).astype(np.float32)
 
 
-def _open_zips(data_dir: Path) -> tuple[zipfile.ZipFile, zipfile.ZipFile]:
-    paths = data_dir / VOICE_ZIP, data_dir / CONTENT_ZIP
-    for path in paths:
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: not found; install the game's voice and content: "
-                                    f"{INSTALL}")
-    return zipfile.ZipFile(paths[0]), zipfile.ZipFile(paths[1])
+@contextlib.contextmanager
+def game_zips(data_dir: Path) -> Iterator[tuple[zipfile.ZipFile, zipfile.ZipFile]]:
+    """The game's voice and content zips, open; a missing or broken one names the fix."""
+    with contextlib.ExitStack() as stack:
+        zips = []
+        for path in (Path(data_dir) / VOICE_ZIP, Path(data_dir) / CONTENT_ZIP):
+            if not path.is_file():
+                raise FileNotFoundError(f"{path}: not found; install the game's voice and "
+                                        f"content: {INSTALL}")
+            try:
+                zips.append(stack.enter_context(zipfile.ZipFile(path)))
+            except zipfile.BadZipFile:
+                raise ValueError(f"{path}: not a readable zip file (broken or partly "
+                                 f"downloaded); reinstall the package: {INSTALL}") from None
+        yield zips[0], zips[1]
 
 
 def _races(voice: zipfile.ZipFile) -> list[str]:
@@ -175,8 +185,10 @@ def prepare_uqm(out_dir: str | Path, data_dir: str | Path = DATA_DIR,
     if is_completed(out_dir, params, [*manifests.values(), out_dir / "lm_train.txt"]):
         log.info("%s: UQM corpus already prepared, skipping", out_dir)
         return manifests
-    voice, content = _open_zips(data_dir)
-    with voice, content:
+    if both := set(map(_character, dev_races)) & set(map(_character, test_races)):
+        raise ValueError(f"{', '.join(sorted(both))}: held out for both dev and test; give "
+                         "each character to one of --dev-races and --test-races")
+    with game_zips(data_dir) as (voice, content):
         races = _races(voice)
         if unknown := (set(dev_races) | set(test_races)) - {_character(r) for r in races}:
             raise ValueError(f"no UQM character {', '.join(sorted(unknown))}; choose from "

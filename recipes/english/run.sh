@@ -32,7 +32,7 @@ nj=$(nproc)
 device=auto
 ngpu=1
 pretrain_epochs=2
-epochs=3
+epochs=8
 size=small
 hours=5.5  # synthetic training speech, shared out below; the UQM training actors add ~8 h
 decoder=auto
@@ -52,7 +52,6 @@ sets="dev synth-test uqm-test uqm-test-all librivox"
 
 prepare() {
   # espeak-ng 55%, MBROLA and RHVoice 18% each, Piper 9% of the synthetic hours
-  local engine_hours
   share() { awk -v h="$hours" -v s="$1" 'BEGIN { printf "%.3g", h * s }'; }
   asr prepare synth --out data/synth --hours "$(share .55)" --jobs "$nj" \
     --engine-hours "mbrola=$(share .18),rhvoice=$(share .18),piper=$(share .09)"
