@@ -27,7 +27,7 @@ def _model_outputs(model: CTCModel, dataset: SpeechDataset, max_batch_seconds: f
     """Run the model (eval mode) over `dataset` in length-bucketed batches; yields
     (ids, log-probs (B, T, V) float32 on the model's device, frames (B,)). Unreadable files
     are logged and left out."""
-    device = next(model.parameters()).device
+    device = next(iter([*model.parameters(), *model.buffers()])).device
     was_training = model.training
     model.eval()
     budget = max(max_batch_seconds, max(dataset.durations, default=0))
