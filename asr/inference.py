@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+
 import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
@@ -22,28 +24,46 @@ def pick_device(name: str) -> torch.device:
     return device
 
 
-def _model_outputs(model: CTCModel, dataset: SpeechDataset, max_batch_seconds: float,
-                   num_workers: int = 0, desc: str = "decode"):
-    """Run the model (eval mode) over `dataset` in length-bucketed batches; yields
-    (ids, log-probs (B, T, V) float32 on the model's device, frames (B,)). Unreadable files
-    are logged and left out."""
-    device = next(iter([*model.parameters(), *model.buffers()])).device
-    was_training = model.training
-    model.eval()
-    budget = max(max_batch_seconds, max(dataset.durations, default=0))
-    sampler = BucketBatchSampler(dataset.durations, budget, shuffle=False)
-    loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate,
-                        num_workers=num_workers, pin_memory=device.type == "cuda")
+def model_device(model) -> torch.device:
+    """Where `model` runs: its parameters' or buffers' device (a dynamically quantized model
+    has no parameters); the CPU for other engines (ONNX Runtime)."""
+    if isinstance(model, torch.nn.Module):
+        return next(iter([*model.parameters(), *model.buffers()])).device
+    return torch.device("cpu")
+
+
+def run_model(model, batches: Iterable[dict]) -> Iterator[tuple[list, torch.Tensor, torch.Tensor]]:
+    """The one forward loop: for each batch {"ids", "waves" (B, S), "wave_lens" (B,)} yield
+    (ids, log-probs (B, T, V) float32 on the model's device, frames (B,)), in eval mode.
+    `model` is a CTCModel (fp32 or quantized) or any callable with its forward's signature."""
+    device = model_device(model)
+    module = isinstance(model, torch.nn.Module)
+    was_training = module and model.training
+    if module:
+        model.eval()
     try:
-        for batch in tqdm(loader, desc=desc, leave=False, disable=None):
-            if not report_failures(batch):
-                continue
+        for batch in batches:
             with torch.autocast(device.type, dtype=torch.float16, enabled=device.type == "cuda"):
                 # lengths stay on the CPU: the fused RNN reads them there without a device sync
                 log_probs, frames = model(batch["waves"].to(device), batch["wave_lens"])
             yield batch["ids"], log_probs.float(), frames
     finally:
-        model.train(was_training)
+        if module:
+            model.train(was_training)
+
+
+def _model_outputs(model: CTCModel, dataset: SpeechDataset, max_batch_seconds: float,
+                   num_workers: int = 0, desc: str = "decode"):
+    """run_model over `dataset` in length-bucketed batches. Unreadable files are logged and
+    left out."""
+    device = model_device(model)
+    budget = max(max_batch_seconds, max(dataset.durations, default=0))
+    sampler = BucketBatchSampler(dataset.durations, budget, shuffle=False)
+    loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate,
+                        num_workers=num_workers, pin_memory=device.type == "cuda")
+    readable = (batch for batch in tqdm(loader, desc=desc, leave=False, disable=None)
+                if report_failures(batch))
+    yield from run_model(model, readable)
 
 
 @torch.inference_mode()
