@@ -17,12 +17,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from asr.atomic import atomic_path, write_text
+from asr.decode import registry
 
 if TYPE_CHECKING:  # torch is imported only when the command runs: the CLI starts fast
     import torch
 
 log = logging.getLogger(__name__)
-DECODERS = ["auto", "greedy", "beam", "flashlight"]
 WARMUP_UTTS = 8
 
 
@@ -31,14 +31,15 @@ def add_parser(sub) -> None:
     p = sub.add_parser("benchmark", help="WER/CER and RTFx of models x decoders x sets, in one table")
     p.add_argument("--models", nargs="+", required=True, metavar="CKPT", help="checkpoints")
     p.add_argument("--sets", nargs="+", required=True, metavar="MANIFEST", help="JSONL manifests")
-    p.add_argument("--decoders", nargs="+", default=["auto"], choices=DECODERS, metavar="DECODER",
-                   help="greedy, beam, flashlight or auto (as `asr decode`: beam with the model's "
-                        "tuned LM if `asr tune-lm` saved one, else greedy)")
+    p.add_argument("--decoders", nargs="+", default=["auto"], choices=["auto", *registry.names()],
+                   metavar="DECODER", help=f"{', '.join(registry.names())} or auto (as `asr decode`: "
+                                           "beam with the model's tuned LM if `asr tune-lm` saved one, "
+                                           "else greedy)")
     p.add_argument("--out-dir", required=True, help="for benchmark.md, .json and .png")
     p.add_argument("--names", nargs="+", metavar="NAME",
                    help="model names, one per model (default: folder/stem of the checkpoint)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
-    p.add_argument("--beam-size", type=int, default=10)
+    p.add_argument("--beam-size", type=int, default=registry.BEAM_SIZE.default)
     p.add_argument("--max-batch-seconds", type=float, default=300.0)
 
 
@@ -53,17 +54,16 @@ def _short_names(paths: list[str], parts: int) -> list[str]:
 
 
 def _decoders(state: dict, checkpoint: str, names: list[str], tokenizer, beam_size: int) -> dict:
-    """{label: decoder}: each of `names` resolved as `asr decode --decoder NAME` resolves it
-    (asr.decoding.resolve_decoder), labelled with "+LM" when it uses the model's saved LM."""
-    from asr.decoding import make_decoder, resolve_decoder, saved_lm
+    """{label: decoder}: each of `names` built as `asr decode --decoder NAME --beam-size
+    BEAM_SIZE` builds it (asr.decoding.decoder_settings), labelled with "+LM" when it uses the
+    model's saved LM."""
+    from asr.decoding import decoder_settings
 
-    lm_path, decoding = saved_lm(state, checkpoint), state.get("decoding", {})
     out = {}
-    for name in (resolve_decoder(n, state, lm_path) for n in names):
-        label = name if name == "greedy" or not lm_path else f"{name}+LM"
+    for name, options in (decoder_settings(n, state, checkpoint, beam_size=beam_size) for n in names):
+        label = f"{name}+LM" if options.get("lm") else name
         if label not in out:
-            out[label] = make_decoder(name, tokenizer, beam_size=beam_size, lm_path=lm_path,
-                                      saved=decoding.get(name))
+            out[label] = registry.build_decoder(name, tokenizer, **options)
     return out
 
 

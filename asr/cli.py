@@ -75,31 +75,34 @@ def _run_train(args) -> int:
 
 
 def _add_decoder_options(p) -> None:
+    from asr.decode import registry
+
     p.add_argument("--model", required=True, help="checkpoint (e.g. exp/best.pt)")
-    p.add_argument("--decoder", default="auto", choices=["auto", "greedy", "beam", "flashlight"],
-                   help="auto: beam with the model's tuned LM if `asr tune-lm` saved one, else greedy")
-    p.add_argument("--beam-size", type=int, default=10)
-    p.add_argument("--lm", help="word n-gram LM (ARPA) for beam/flashlight; default: the model's")
+    p.add_argument("--decoder", default="auto", choices=["auto", *registry.names()],
+                   help="auto: beam with the model's tuned LM if `asr tune-lm` saved one, else greedy; "
+                        + "; ".join(f"{n}: {spec.help}" for n, spec in registry.DECODERS.items()))
+    for option in registry.all_options():
+        users = [n for n, spec in registry.DECODERS.items() if option.name in spec.option_names]
+        p.add_argument(option.flag, type=option.type,
+                       help=f"{option.help}, for {', '.join(users)} (default: the model's, saved by "
+                            f"`asr tune-lm`, else {'none' if option.default is None else option.default})")
     p.add_argument("--no-lm", action="store_true", help="ignore the LM saved with the model")
-    p.add_argument("--alpha", type=float, help="LM weight (default: the tuned one, else 0.5)")
-    p.add_argument("--beta", type=float, help="word insertion bonus (default: tuned, else 1.0)")
     p.add_argument("--device", default="auto")
 
 
 def _load(args):
     from asr.checkpoint import load_checkpoint, model_from_state
-    from asr.decoding import make_decoder, resolve_decoder, saved_lm
+    from asr.decode import build_decoder, registry
+    from asr.decoding import decoder_settings
     from asr.inference import pick_device
 
     state = load_checkpoint(args.model)
     model, tokenizer = model_from_state(state, pick_device(args.device))
-    lm_path = None if args.no_lm else args.lm or saved_lm(state, args.model)
-    name = resolve_decoder(args.decoder, state, lm_path)
-    decoder = make_decoder(name, tokenizer, beam_size=args.beam_size, lm_path=lm_path,
-                           alpha=args.alpha, beta=args.beta,
-                           saved=state.get("decoding", {}).get(name))
-    if name != "greedy":
-        print(f"decoding: {name}, beam {args.beam_size}, LM {lm_path or 'none'}", file=sys.stderr)
+    given = {o.name: getattr(args, o.name) for o in registry.all_options()}
+    name, options = decoder_settings(args.decoder, state, args.model, no_lm=args.no_lm, **given)
+    decoder = build_decoder(name, tokenizer, **options)
+    if options:
+        print(f"decoding: {name}, " + ", ".join(f"{k} {v}" for k, v in options.items()), file=sys.stderr)
     return model, tokenizer, decoder
 
 
@@ -214,34 +217,77 @@ def _run_compare(args) -> int:
 
 
 def _add_transcribe(sub) -> None:
-    p = sub.add_parser("transcribe", help="transcribe audio files")
+    from asr.transcription import TranscribeOptions
+    from asr.writers import FORMATS
+
+    default = TranscribeOptions()
+    p = sub.add_parser("transcribe", help="transcribe audio files and folders into text, subtitles, "
+                                          "word timings",
+                       description="Inputs: audio files, folders (searched recursively), JSONL "
+                                   "manifests, list files. With --output-dir, outputs and a ledger go "
+                                   "there and a re-run resumes; `torchrun --nproc_per_node N -m asr.cli "
+                                   "transcribe ...` shares the files among N processes.")
     _add_decoder_options(p)
-    p.add_argument("files", nargs="+", metavar="FILE")
-    p.add_argument("--format", default="text", choices=["text", "jsonl"])
-    p.add_argument("--timestamps", action="store_true",
-                   help="word start/end times in seconds (jsonl: a \"words\" list)")
+    p.add_argument("inputs", nargs="+", metavar="INPUT")
+    p.add_argument("--output-dir", "-o", help="write each file's outputs and ledger.jsonl here "
+                                              "(default: print the text)")
+    p.add_argument("--format", "-f", default="all", help=f"output formats, comma-separated: "
+                   f"{', '.join(FORMATS)} or all (default); without --output-dir: text or json")
+    p.add_argument("--overwrite", action="store_true", help="redo files the ledger says are done")
+    p.add_argument("--max-segment-seconds", type=float, default=default.max_segment_seconds,
+                   help="long audio is split at pauses into pieces of at most this length")
+    p.add_argument("--vad", default=default.vad, choices=["energy", "silero", "auto"],
+                   help="pause finder: frame energy, Silero VAD (pip install 'asr[vad]'), or auto")
+    p.add_argument("--batch-seconds", type=float, default=default.batch_seconds,
+                   help="padded audio seconds per forward batch (default: 60 on CPU, 300 on GPU)")
+    p.add_argument("--max-line-chars", type=int, default=42, help="subtitle line width")
+    p.add_argument("--max-line-count", type=int, default=2, help="lines per subtitle cue")
 
 
 def _run_transcribe(args) -> int:
-    from asr.transcribe import transcribe_files
+    from asr.batch_transcribe import RunSummary, collect_inputs, results, transcribe_to_dir
+    from asr.distributed import init_distributed
+    from asr.transcription import Recognizer
 
+    dist = init_distributed(args.device)
+    args.device = str(dist.device)
     model, tokenizer, decoder = _load(args)
+    recognizer = Recognizer(model, tokenizer, decoder)
+    items = collect_inputs(args.inputs)
+    options = {"max_segment_seconds": args.max_segment_seconds, "vad": args.vad,
+               "batch_seconds": args.batch_seconds}
+    if args.output_dir is None:
+        return _print_transcripts(results(recognizer, items, options), len(items), args.format)
+    formats = ["all"] if args.format == "all" else args.format.split(",")
+    summary = transcribe_to_dir(
+        recognizer, items, args.output_dir, formats, overwrite=args.overwrite,
+        writer_options={"max_line_chars": args.max_line_chars, "max_line_count": args.max_line_count},
+        transcribe_options=options, rank=dist.rank, world_size=dist.world_size, barrier=dist.barrier)
+    summaries = dist.gather(summary)
+    dist.close()
+    total = RunSummary(skipped=summary.skipped, wall=max(s.wall for s in summaries))
+    for s in summaries:
+        total.done, total.failed = total.done + s.done, total.failed + s.failed
+        total.seconds, total.unrecognized = total.seconds + s.seconds, total.unrecognized + s.unrecognized
+    if dist.is_main:
+        print(f"asr transcribe: {total.line(args.output_dir)}", file=sys.stderr)
+    return 1 if total.failed else 0
+
+
+def _print_transcripts(results, count: int, fmt: str) -> int:
+    """Print each file's text (or JSON result) to stdout; errors to stderr; 1 if any failed."""
     failed = 0
-    for result in transcribe_files(model, tokenizer, args.files, decoder, args.timestamps):
-        if result.error:
+    for item, result in results:
+        if isinstance(result, str):
             failed += 1
-            print(f"asr: error: {result.error}", file=sys.stderr)
-        elif args.format == "jsonl":
-            row = {"path": result.path, "text": result.text}
-            if result.words is not None:
-                row["words"] = result.words
-            print(json.dumps(row, ensure_ascii=False), flush=True)
+            print(f"asr: error: {result}", file=sys.stderr)
+        elif fmt == "json":
+            print(json.dumps({"id": item.id, "audio_filepath": item.path, **result}, ensure_ascii=False),
+                  flush=True)
         else:
-            text = result.text if result.words is None else " ".join(
-                f"{w['word']}[{w['start']:.2f}-{w['end']:.2f}]" for w in result.words)
-            print(text if len(args.files) == 1 else f"{result.path}: {text}", flush=True)
+            print(result["text"] if count == 1 else f"{item.id}: {result['text']}", flush=True)
     if failed:
-        print(f"asr: {failed} of {len(args.files)} files failed", file=sys.stderr)
+        print(f"asr: {failed} of {count} files failed", file=sys.stderr)
     return 1 if failed else 0
 
 
@@ -335,17 +381,21 @@ def _run_lm(args) -> int:
 
 
 def _add_tune_lm(sub) -> None:
+    from asr.decode import registry
+
+    with_oov = [n for n, spec in registry.DECODERS.items() if "oov_penalty" in spec.option_names]
     p = sub.add_parser("tune-lm", help="search the LM weight and word bonus on a dev set; "
                                        "the best are saved in the model and used by default")
     p.add_argument("--model", required=True, help="checkpoint; rewritten with the tuned weights")
     p.add_argument("--manifest", required=True, help="dev manifest (never the test set)")
     p.add_argument("--lm", required=True, help="word n-gram LM (ARPA)")
-    p.add_argument("--decoder", default="beam", choices=["beam", "flashlight"])
-    p.add_argument("--beam-size", type=int, default=10)
+    p.add_argument("--decoder", default="beam", choices=registry.names(uses_lm=True))
+    p.add_argument("--beam-size", type=int, default=registry.BEAM_SIZE.default)
     p.add_argument("--alphas", type=float, nargs="+", help="LM weights to try")
     p.add_argument("--betas", type=float, nargs="+", help="word bonuses to try")
     p.add_argument("--oov-penalties", type=float, nargs="+",
-                   help="penalties for a word outside the LM's vocabulary to try (beam only)")
+                   help="penalties for a word outside the LM's vocabulary to try "
+                        f"({', '.join(with_oov)} only)")
     p.add_argument("--no-save", dest="save", action="store_false", help="only print the table")
     p.add_argument("--device", default="auto")
 
@@ -353,28 +403,18 @@ def _add_tune_lm(sub) -> None:
 def _run_tune_lm(args) -> int:
     from asr.checkpoint import load_model
     from asr.data import SpeechDataset, read_manifest
-    from asr.decoding import make_decoder, save_lm_weights
+    from asr.decoding import save_lm_weights
     from asr.inference import compute_log_probs, pick_device
-    from asr.tune import ALPHAS, BETAS, OOV_PENALTIES, tune_lm, weight_grid
+    from asr.tune import reweighted, tune_lm, weight_grid, weight_values
 
     model, tokenizer = load_model(args.model, pick_device(args.device))
     dataset = SpeechDataset(read_manifest(args.manifest), tokenizer, model.config.sample_rate,
                             args.manifest)
-    decoder = make_decoder(args.decoder, tokenizer, beam_size=args.beam_size, lm_path=args.lm)
+    decoder_for = reweighted(args.decoder, tokenizer, beam_size=args.beam_size, lm=args.lm)
     log_probs = compute_log_probs(model, dataset)  # the acoustic model runs once
     refs = {e["id"]: e["text"] for e in dataset.entries}
-    values = {"alpha": args.alphas or ALPHAS, "beta": args.betas or BETAS}
-    if args.decoder == "beam":
-        values["oov_penalty"] = args.oov_penalties or OOV_PENALTIES
-
-    def decoder_for(**weights):
-        if args.decoder == "beam":  # the LM tables are loaded once
-            for name, value in weights.items():
-                setattr(decoder, name, value)
-            return decoder
-        return make_decoder(args.decoder, tokenizer, beam_size=args.beam_size, lm_path=args.lm,
-                            **weights)
-
+    values = weight_values(args.decoder, alpha=args.alphas, beta=args.betas,
+                           oov_penalty=args.oov_penalties)
     rows = tune_lm(log_probs, refs, tokenizer, decoder_for, weight_grid(**values))
     names = list(values)
     print("| " + " | ".join(names) + " | WER % | CER % |\n" + "|---:" * (len(names) + 2) + "|")

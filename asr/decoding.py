@@ -1,8 +1,9 @@
-"""Building the decoder a command asks for, with the LM settings saved in the model.
+"""The decoder a command asks for, with the settings saved in the model.
 
 `asr tune-lm` stores its best weights in the checkpoint under "decoding":
 {"lm": ARPA path (relative to the checkpoint's folder when inside it), "beam": {"alpha",
-"beta", "oov_penalty", ...}, "flashlight": {...}}. Options given on the command line win over them.
+"beta", "oov_penalty", ...}, "flashlight": {...}}. Options given on the command line win over
+them; `asr.decode.build_decoder(name, tokenizer, **options)` then builds the decoder.
 """
 
 from __future__ import annotations
@@ -11,16 +12,15 @@ import os
 from pathlib import Path
 
 from asr.checkpoint import load_checkpoint, save_atomic
-from asr.decode import BeamSearchDecoder, Decoder, greedy_decode
-from asr.text import CharTokenizer
-
-DEFAULT_WEIGHTS = {"alpha": 0.5, "beta": 1.0}  # before tuning; see `asr tune-lm`
+from asr.decode.registry import get_spec, resolve_options
 
 
 def saved_lm(state: dict, checkpoint: str | Path) -> str | None:
-    """The ARPA path saved in a checkpoint, resolved against the checkpoint's folder."""
+    """The ARPA path saved in a checkpoint, resolved against the checkpoint's folder (or, for
+    an exported model folder, against that folder itself)."""
     lm = state.get("decoding", {}).get("lm")
-    return str(Path(checkpoint).parent / lm) if lm else None
+    checkpoint = Path(checkpoint)
+    return str((checkpoint if checkpoint.is_dir() else checkpoint.parent) / lm) if lm else None
 
 
 def resolve_decoder(name: str, state: dict, lm_path: str | None) -> str:
@@ -31,29 +31,19 @@ def resolve_decoder(name: str, state: dict, lm_path: str | None) -> str:
     return "beam" if lm_path and "beam" in state.get("decoding", {}) else "greedy"
 
 
-def make_decoder(name: str, tokenizer: CharTokenizer, *, beam_size: int = 10,
-                 lm_path: str | None = None, alpha: float | None = None, beta: float | None = None,
-                 saved: dict | None = None) -> Decoder:
-    """Decoder `name` ("greedy", "beam" or "flashlight"); unset weights come from `saved`
-    (a checkpoint's "decoding" entry for this decoder), then DEFAULT_WEIGHTS."""
-    if name == "greedy":
-        return greedy_decode
-    saved = saved or {}
-    alpha = alpha if alpha is not None else saved.get("alpha", DEFAULT_WEIGHTS["alpha"])
-    beta = beta if beta is not None else saved.get("beta", DEFAULT_WEIGHTS["beta"])
-    if name == "beam":
-        from asr.lm import NgramLM
-
-        lm = NgramLM.from_arpa(lm_path) if lm_path else None
-        extra = {"oov_penalty": saved["oov_penalty"]} if "oov_penalty" in saved else {}
-        return BeamSearchDecoder(beam_size=beam_size, lm=lm, tokenizer=tokenizer, alpha=alpha,
-                                 beta=beta, **extra)
-    if name == "flashlight":
-        from asr.decode.flashlight import FlashlightDecoder
-
-        return FlashlightDecoder(tokenizer, lm_path=lm_path, beam_size=beam_size, lm_weight=alpha,
-                                 word_score=beta)
-    raise ValueError(f"unknown decoder {name!r}; choose greedy, beam or flashlight")
+def decoder_settings(name: str, state: dict, checkpoint: str | Path, *, no_lm: bool = False,
+                     **given) -> tuple[str, dict]:
+    """`--decoder NAME` for this model: the decoder ("auto" as in `resolve_decoder`) and all its
+    options. Given options (None: not given) win over the ones `asr tune-lm` saved, then the
+    defaults; options the decoder lacks are ignored. The LM is the given one, else the model's
+    (none with `no_lm`)."""
+    lm = None if no_lm else given.pop("lm", None) or saved_lm(state, checkpoint)
+    name = resolve_decoder(name, state, lm)
+    spec = get_spec(name)
+    given = {k: v for k, v in given.items() if k in spec.option_names}
+    if spec.uses_lm:
+        given["lm"] = lm
+    return name, resolve_options(name, state.get("decoding", {}).get(name), **given)
 
 
 def save_lm_weights(checkpoint: str | Path, decoder: str, lm_path: str, weights: dict) -> None:

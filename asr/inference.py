@@ -43,7 +43,8 @@ def run_model(model, batches: Iterable[dict]) -> Iterator[tuple[list, torch.Tens
         model.eval()
     try:
         for batch in batches:
-            with torch.autocast(device.type, dtype=torch.float16, enabled=device.type == "cuda"):
+            with torch.inference_mode(), \
+                    torch.autocast(device.type, dtype=torch.float16, enabled=device.type == "cuda"):
                 # lengths stay on the CPU: the fused RNN reads them there without a device sync
                 log_probs, frames = model(batch["waves"].to(device), batch["wave_lens"])
             yield batch["ids"], log_probs.float(), frames

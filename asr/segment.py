@@ -60,20 +60,21 @@ def frame_levels(frames: np.ndarray) -> np.ndarray:
 
 
 class EnergyVAD:
-    """Speech frames by energy: a 10 ms frame is speech when its level is `margin_db` above the
-    file's noise floor (the 10th percentile of its audible frame levels, at most `max_floor_db`)
-    and above `silence_db`."""
+    """Speech frames by energy: a 10 ms frame is speech when its level (dB of the mean square,
+    0 dB = full scale) is `margin_db` above the file's noise floor (the 10th percentile of its
+    audible frames), where that threshold is kept between `silence_db` (quieter is never speech)
+    and `sound_db` (louder is always decoded: a loud file with no pauses is cut, not dropped)."""
 
     name = "energy"
 
-    def __init__(self, margin_db: float = 12.0, silence_db: float = -60.0, max_floor_db: float = -30.0):
-        self.margin_db, self.silence_db, self.max_floor_db = margin_db, silence_db, max_floor_db
+    def __init__(self, margin_db: float = 12.0, silence_db: float = -60.0, sound_db: float = -45.0):
+        self.margin_db, self.silence_db, self.sound_db = margin_db, silence_db, sound_db
 
     def speech_frames(self, levels: np.ndarray, probabilities=None) -> np.ndarray:
         """(F,) bool from (F,) dB levels."""
         audible = levels[levels > self.silence_db]
-        floor = min(np.percentile(audible, 10), self.max_floor_db) if len(audible) else self.silence_db
-        return levels > max(floor + self.margin_db, self.silence_db)
+        floor = np.percentile(audible, 10) if len(audible) else self.silence_db
+        return levels > min(max(floor + self.margin_db, self.silence_db), self.sound_db)
 
 
 class SileroVAD:
@@ -147,10 +148,15 @@ def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
     return list(zip(edges[::2].tolist(), edges[1::2].tolist()))
 
 
-def plan_segments(speech: np.ndarray, levels: np.ndarray, options: SegmentOptions) -> list[tuple[int, int]]:
-    """[start, end) frame ranges to decode, in order, none longer than options.max_seconds."""
+def plan_segments(speech: np.ndarray, levels: np.ndarray, options: SegmentOptions,
+                  stride: int = 1) -> list[tuple[int, int]]:
+    """[start, end) frame ranges to decode, in order, none longer than options.max_seconds.
+    Starts fall on multiples of `stride` frames (the model's subsampling): a segment's model
+    frames are then those the whole recording would have."""
     to_frames = lambda seconds: int(round(seconds / FRAME_SECONDS))  # noqa: E731
     n, pad, longest = len(speech), to_frames(options.pad), max(1, to_frames(options.max_seconds))
+    if n <= longest:  # short audio is decoded whole, as the model heard its training utterances
+        return [(0, n)] if speech.any() else []
     regions = []  # padded speech runs, short gaps bridged
     for start, end in _runs(speech):
         start, end = max(0, start - pad), min(n, end + pad)
@@ -165,7 +171,8 @@ def plan_segments(speech: np.ndarray, levels: np.ndarray, options: SegmentOption
             segments[-1] = (segments[-1][0], end)
         else:
             segments.append((start, end))
-    return [piece for start, end in segments for piece in _cut(start, end, levels, longest)]
+    pieces = [piece for start, end in segments for piece in _cut(start, end, levels, longest - stride)]
+    return [(start - start % stride, end) for start, end in pieces]
 
 
 def _cut(start: int, end: int, levels: np.ndarray, longest: int) -> Iterator[tuple[int, int]]:

@@ -41,7 +41,7 @@ from asr.data import (
     read_manifest,
     report_failures,
 )
-from asr.decode import get_decoder
+from asr.decode import build_decoder
 from asr.distributed import Distributed, init_distributed
 from asr.inference import decode_dataset
 from asr.model import CTCModel, ModelConfig
@@ -335,7 +335,7 @@ def _train(cfg: TrainConfig, dist: Distributed) -> dict:
                 old.unlink()
 
     writer = SummaryWriter(exp_dir / "tensorboard") if dist.is_main else None
-    decoder = get_decoder("greedy")
+    decoder = build_decoder("greedy")
     losses: list[float] = []
     epochs_done = start_epoch
     for epoch in range(start_epoch, cfg.epochs):

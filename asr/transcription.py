@@ -14,6 +14,7 @@ probability is the mean of its tokens' (each the mean frame probability of its s
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ import torch
 import torchaudio.functional as AF
 
 from asr.audio import AudioError
-from asr.inference import run_model
+from asr.inference import model_device, run_model
 from asr.segment import FRAME_SECONDS, SegmentOptions, get_vad, plan_segments, read_segments, speech_frames
 
 log = logging.getLogger(__name__)
@@ -54,8 +55,8 @@ class Recognizer:
 class TranscribeOptions:
     max_segment_seconds: float = 30.0  # longest piece decoded at once
     vad: str = "energy"  # energy, silero or auto
-    batch_seconds: float = 300.0  # padded audio per forward batch
-    pool_seconds: float = 600.0  # audio gathered, then sorted by length into batches
+    batch_seconds: float | None = None  # padded audio per forward batch; None: 60 on CPU, 300 on GPU
+    pool_seconds: float = 300.0  # audio gathered, then sorted by length into batches
 
 
 @dataclass
@@ -85,6 +86,9 @@ def transcribe_many(recognizer: Recognizer, items: Iterable[tuple[object, object
     message) when it failed; files finish in about the order given, all segments of
     several files decoded together in length-sorted batches."""
     opts = TranscribeOptions(**options)
+    if opts.batch_seconds is None:  # smaller batches stay in the CPU's caches; a GPU wants big ones
+        gpu = model_device(recognizer.model).type == "cuda"
+        opts = dataclasses.replace(opts, batch_seconds=300.0 if gpu else 60.0)
     vad = get_vad(opts.vad)
     segment_options = SegmentOptions(max_seconds=opts.max_segment_seconds)
     files: dict[int, _File] = {}
@@ -93,17 +97,18 @@ def transcribe_many(recognizer: Recognizer, items: Iterable[tuple[object, object
     for number, (key, audio) in enumerate(items):
         try:
             speech, levels, duration = speech_frames(audio, vad, recognizer.sample_rate)
-            segments = plan_segments(speech, levels, segment_options)
+            segments = plan_segments(speech, levels, segment_options,
+                                     stride=recognizer.model.config.subsampling_factor)
             files[number] = _File(key, duration, len(segments))
             for index, samples in enumerate(read_segments(audio, segments, recognizer.sample_rate)):
                 pool.append((number, index, segments[index][0] * FRAME_SECONDS, samples))
                 pooled += len(samples)
+                if pooled >= opts.pool_seconds * recognizer.sample_rate:  # long files: decode as read
+                    _decode_pool(recognizer, pool, files, opts)
+                    pool, pooled = [], 0
         except AudioError as err:
             pool = [p for p in pool if p[0] != number]
             files[number] = _File(key, 0.0, 0, error=str(err))
-        if pooled >= opts.pool_seconds * recognizer.sample_rate:
-            _decode_pool(recognizer, pool, files, opts)
-            pool, pooled = [], 0
         yield from _finished(files, recognizer.language)
     _decode_pool(recognizer, pool, files, opts)
     yield from _finished(files, recognizer.language)

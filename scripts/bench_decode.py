@@ -1,4 +1,5 @@
-"""Decoding accuracy and speed on the same log-probs: greedy, ours (CPU, GPU), flashlight, pyctcdecode.
+"""Decoding accuracy and speed on the same log-probs: our decoders (the registry's; beam on CPU and
+GPU) and pyctcdecode.
 
     python scripts/bench_decode.py        # recipes/synth: its model, test set and tuned LM
     python scripts/bench_decode.py --model recipes/digits/exp/best.pt \\
@@ -6,15 +7,16 @@
 
 The model runs once (asr.inference.compute_log_probs, on the GPU when there is one); the log-probs
 are repeated to at least --min-utterances (ids get a "~rN" suffix) and every decoder decodes these
-same tensors at each --beams width: greedy (best path, once, beam null); ours (BeamSearchDecoder
-with the LM, asr.decoding.make_decoder "beam"; also on the GPU with --device auto/cuda when there
-is one); flashlight (FlashlightDecoder: lexicon = the LM's words, all tokens, beam_threshold 50);
-pyctcdecode (build_ctcdecoder with kenlm, decode() per utterance with its default pruning:
-token_min_logp -5, beam_prune_logp -10, history pruning; unk_score_offset = our oov_penalty).
+same tensors at each --beams width. Our decoders are the ones asr.decode.registry names, built
+with asr.decode.build_decoder: greedy (best path, once, beam null); beam (BeamSearchDecoder with
+the LM; also on the GPU with --device auto/cuda when there is one); flashlight
+(FlashlightDecoder: lexicon = the LM's words, all tokens, beam_threshold 50). pyctcdecode:
+build_ctcdecoder with kenlm, decode() per utterance with its default pruning: token_min_logp -5,
+beam_prune_logp -10, history pruning; unk_score_offset = our oov_penalty.
 
-One alpha, beta and OOV penalty for all three (default: the weights `asr tune-lm` saved in the
-model, else asr.decoding.DEFAULT_WEIGHTS), on the same scale, alpha * ln P_LM + beta per word:
-ours works in natural logs; pyctcdecode's LanguageModel.score is alpha * log10 P *
+One alpha, beta and OOV penalty for all LM decoders (default: the beam weights `asr tune-lm`
+saved in the model, else the registry's defaults), on the same scale, alpha * ln P_LM + beta per word:
+beam works in natural logs; pyctcdecode's LanguageModel.score is alpha * log10 P *
 LOG_BASE_CHANGE_FACTOR + beta with LOG_BASE_CHANGE_FACTOR = 1 / log10(e) = ln 10 (its
 language_model.py and constants.py, 0.5.0); flashlight's lexicon search outputs no OOV words.
 FlashlightDecoder hands flashlight lm_weight = alpha * ln 10 for KenLM's log10 scores.
@@ -23,9 +25,9 @@ Fair threads: the CPU decoders all run in the same --threads spawned worker proc
 single-threaded (torch.set_num_threads(1), OMP_NUM_THREADS=1) with a fixed share of the utterances
 (sorted by length, dealt round-robin). A worker builds its decoder (reads the LM) and decodes a few
 utterances untimed, then all start together at a barrier; utt/s = utterances / the slowest
-worker's decode time (the fastest of --passes such passes). Greedy, ours and flashlight decode
+worker's decode time (the fastest of --passes such passes). Our decoders decode
 length-sorted batches of --batch-size (asr.inference.decode_log_probs), pyctcdecode one utterance
-at a time; ours on the GPU runs in this process, batches of --gpu-batch-size.
+at a time; beam on the GPU runs in this process, batches of --gpu-batch-size.
 
 WER: asr.score.score with asr.text.normalize. Prints a table, then one JSON line, last on stdout:
 {"rows": [{"decoder", "device", "beam", "wer" (a fraction), "utt_per_s"}, ...], "utterances",
@@ -36,7 +38,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import inspect
 import json
 import logging
 import math
@@ -51,18 +52,18 @@ import torch
 
 from asr.checkpoint import load_checkpoint, model_from_state
 from asr.data import SpeechDataset, read_manifest
-from asr.decode import BeamSearchDecoder, greedy_decode
-from asr.decoding import DEFAULT_WEIGHTS, make_decoder, saved_lm
+from asr.decode import build_decoder, get_spec, names
+from asr.decode.registry import OOV_PENALTY, resolve_options
+from asr.decoding import saved_lm
 from asr.inference import compute_log_probs, decode_log_probs
 from asr.score import score
 from asr.text import CharTokenizer, normalize
 
 log = logging.getLogger("bench_decode")
 
-DECODERS = ["greedy", "ours", "flashlight", "pyctcdecode"]
-LM_DECODERS = {"ours", "flashlight", "pyctcdecode"}
+DECODERS = [*names(), "pyctcdecode"]
+LM_DECODERS = {*names(uses_lm=True), "pyctcdecode"}
 PACKAGES = {"flashlight": "flashlight", "pyctcdecode": "pyctcdecode"}  # decoder -> module to import
-OOV_PENALTY = inspect.signature(BeamSearchDecoder).parameters["oov_penalty"].default
 WARMUP_UTTERANCES = 8  # decoded untimed by each worker (the longest of its share) before the barrier
 
 
@@ -100,12 +101,8 @@ def unpack(ids: list[str], lengths: np.ndarray, frames: np.ndarray) -> dict[str,
 def build(spec: dict, tokenizer: CharTokenizer):
     """A function {id: log-probs (T, V)} -> {id: text} for the decoder `spec` names."""
     name, beam, batch_size = spec["decoder"], spec["beam"], spec["batch_size"]
-    if name == "greedy":
-        return lambda share: decode_log_probs(share, greedy_decode, tokenizer, batch_size)
-    if name in ("ours", "flashlight"):
-        decoder = make_decoder("beam" if name == "ours" else "flashlight", tokenizer, beam_size=beam,
-                               lm_path=spec["lm"], alpha=spec["alpha"], beta=spec["beta"],
-                               saved={"oov_penalty": spec["oov_penalty"]})
+    if name in names():
+        decoder = our_decoder(spec, tokenizer)
         return lambda share: decode_log_probs(share, decoder, tokenizer, batch_size)
     if name == "pyctcdecode":
         from pyctcdecode import build_ctcdecoder
@@ -115,6 +112,18 @@ def build(spec: dict, tokenizer: CharTokenizer):
                                    beta=spec["beta"], unk_score_offset=spec["oov_penalty"])
         return lambda share: {i: decoder.decode(lp.numpy(), beam_width=beam) for i, lp in share.items()}
     raise ValueError(f"unknown decoder {name!r}")
+
+
+def our_decoder(spec: dict, tokenizer: CharTokenizer):
+    """The registry's decoder `spec` names, with the spec's settings it has options for."""
+    settings = {"beam_size": spec["beam"], "lm": spec["lm"], "alpha": spec["alpha"],
+                "beta": spec["beta"], "oov_penalty": spec["oov_penalty"]}
+    options = get_spec(spec["decoder"]).option_names
+    return build_decoder(spec["decoder"], tokenizer, **{k: v for k, v in settings.items() if k in options})
+
+
+def has_beam(name: str) -> bool:
+    return name == "pyctcdecode" or "beam_size" in get_spec(name).option_names
 
 
 def worker(rank: int, share: tuple, vocab: list[str], conn, barrier) -> None:
@@ -203,10 +212,9 @@ class Workers:
 
 def run_gpu(log_probs: dict[str, torch.Tensor], spec: dict, tokenizer: CharTokenizer,
             device: torch.device) -> tuple[dict[str, str], float]:
-    """Ours on the GPU in this process: ({id: text}, the fastest pass's decode seconds, after
-    a warm-up batch of the longest utterances)."""
-    decoder = make_decoder("beam", tokenizer, beam_size=spec["beam"], lm_path=spec["lm"],
-                           alpha=spec["alpha"], beta=spec["beta"], saved={"oov_penalty": spec["oov_penalty"]})
+    """Beam search on the GPU in this process: ({id: text}, the fastest pass's decode seconds,
+    after a warm-up batch of the longest utterances)."""
+    decoder = our_decoder(spec, tokenizer)
     longest = sorted(log_probs, key=lambda i: -len(log_probs[i]))[:spec["batch_size"]]
     decode_log_probs({i: log_probs[i] for i in longest}, decoder, tokenizer, spec["batch_size"], device)
     seconds = []
@@ -243,7 +251,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--alpha", type=float, help="LM weight (default: tuned in the model, else 0.5)")
     p.add_argument("--beta", type=float, help="word bonus (default: tuned in the model, else 1.0)")
     p.add_argument("--oov-penalty", type=float,
-                   help=f"OOV word penalty (default: tuned in the model, else {OOV_PENALTY:g})")
+                   help=f"OOV word penalty (default: tuned in the model, else {OOV_PENALTY.default:g})")
     p.add_argument("--min-utterances", type=int, default=1000,
                    help="repeat the set's log-probs until there are this many (default 1000)")
     p.add_argument("--beams", type=int, nargs="+", default=[10, 50], help="beam widths (default 10 50)")
@@ -253,15 +261,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--decoders", nargs="+", default=DECODERS, choices=DECODERS,
                    help="which to run (default all)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
-                   help="auto: ours on the CPU, and also on the GPU when there is one; cpu: CPU only; "
+                   help="auto: beam on the CPU, and also on the GPU when there is one; cpu: CPU only; "
                         "cuda: also on the GPU, which must be there")
     p.add_argument("--passes", type=int, default=1,
                    help="time each decoder this many times over all utterances, keep the fastest "
                         "(default 1; more on a busy machine)")
     p.add_argument("--batch-size", type=int, default=256,
-                   help="utterances per batch on the CPU (greedy, ours, flashlight; default 256)")
+                   help="utterances per batch on the CPU (our decoders; default 256)")
     p.add_argument("--gpu-batch-size", type=int, default=512,
-                   help="utterances per batch for ours on the GPU (default 512)")
+                   help="utterances per batch for beam on the GPU (default 512)")
     args = p.parse_args(argv)
     if min(args.min_utterances, args.threads, args.passes, *args.beams) < 1:
         p.error("--min-utterances, --threads, --passes and --beams must be at least 1")
@@ -290,12 +298,10 @@ def main(argv: list[str] | None = None) -> dict:
                          "`asr tune-lm`) and no --lm was given: pass --lm LM.arpa")
     if use_lm and not os.path.isfile(lm_path):
         raise SystemExit(f"language model {lm_path} not found; pass --lm LM.arpa")
-    tuned = state.get("decoding", {}).get("beam", {})
-    alpha = args.alpha if args.alpha is not None else tuned.get("alpha", DEFAULT_WEIGHTS["alpha"])
-    beta = args.beta if args.beta is not None else tuned.get("beta", DEFAULT_WEIGHTS["beta"])
-    oov_penalty = (args.oov_penalty if args.oov_penalty is not None
-                   else tuned.get("oov_penalty", OOV_PENALTY))
-    gpu = args.device != "cpu" and torch.cuda.is_available() and "ours" in args.decoders
+    weights = resolve_options("beam", state.get("decoding", {}).get("beam"), alpha=args.alpha,
+                              beta=args.beta, oov_penalty=args.oov_penalty)
+    alpha, beta, oov_penalty = weights["alpha"], weights["beta"], weights["oov_penalty"]
+    gpu = args.device != "cpu" and torch.cuda.is_available() and "beam" in args.decoders
     device = torch.device("cuda" if torch.cuda.is_available() and args.device != "cpu" else "cpu")
 
     torch.set_num_threads(args.threads)
@@ -314,13 +320,13 @@ def main(argv: list[str] | None = None) -> dict:
     frames = sum(len(lp) for lp in log_probs.values())
     log.info("%d utterances (%d distinct, %d repeats), %d frames; LM %s, alpha %g, beta %g",
              len(log_probs), len(base), len(log_probs) // len(base), frames, lm_path, alpha, beta)
-    if "ours" in args.decoders:  # read the ARPA once here, so that workers load its cache
+    if "beam" in args.decoders:  # read the ARPA once here, so that workers load its cache
         from asr.lm import NgramLM
 
         NgramLM.from_arpa(lm_path)
 
-    runs = [("greedy", None)] if "greedy" in args.decoders else []
-    runs += [(name, beam) for beam in args.beams for name in args.decoders if name != "greedy"]
+    runs = [(name, None) for name in args.decoders if not has_beam(name)]
+    runs += [(name, beam) for beam in args.beams for name in args.decoders if has_beam(name)]
     rows = []
     shares = [pack(log_probs, ids) for ids in split_shares(log_probs, args.threads)]
     workers = Workers(shares, tokenizer.vocab)
@@ -329,7 +335,7 @@ def main(argv: list[str] | None = None) -> dict:
             spec = {"decoder": name, "beam": beam, "lm": lm_path if name in LM_DECODERS else None,
                     "alpha": alpha, "beta": beta, "oov_penalty": oov_penalty,
                     "batch_size": args.batch_size, "passes": args.passes}
-            for dev in ["cpu", "cuda"] if name == "ours" and gpu else ["cpu"]:
+            for dev in ["cpu", "cuda"] if name == "beam" and gpu else ["cpu"]:
                 log.info("%s, %s, beam %s ...", name, dev, beam or "-")
                 if dev == "cpu":
                     hyps, seconds = workers.run(spec)
@@ -366,13 +372,13 @@ def main(argv: list[str] | None = None) -> dict:
           "wall time of the slowest worker, decoding only")
     by_key = {(r["decoder"], r["device"], r["beam"]): r for r in rows}
     for beam in args.beams:
-        ours, other = by_key.get(("ours", "cpu", beam)), by_key.get(("flashlight", "cpu", beam))
+        ours, other = by_key.get(("beam", "cpu", beam)), by_key.get(("flashlight", "cpu", beam))
         notes = []
         if ours and other:
-            notes.append(f"ours - flashlight WER {100 * (ours['wer'] - other['wer']):+.2f} pp, "
+            notes.append(f"beam - flashlight WER {100 * (ours['wer'] - other['wer']):+.2f} pp, "
                          f"speed x{ours['utt_per_s'] / other['utt_per_s']:.3g}")
         if ours and (other := by_key.get(("pyctcdecode", "cpu", beam))):
-            notes.append(f"ours / pyctcdecode speed x{ours['utt_per_s'] / other['utt_per_s']:.3g}")
+            notes.append(f"beam / pyctcdecode speed x{ours['utt_per_s'] / other['utt_per_s']:.3g}")
         if notes:
             print(f"beam {beam}, CPU: " + "; ".join(notes))
 

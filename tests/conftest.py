@@ -28,3 +28,31 @@ def noise_corpus(tmp_path):
         return manifest
 
     return make
+
+
+SENTENCES = [
+    "the cat sat on the mat", "a dog ran to the park", "she reads a good book",
+    "we eat bread and jam", "open the red door", "my fish can swim",
+    "the sun is hot today", "he has a big hat", "put the cup down", "birds sing at dawn",
+]
+
+
+@pytest.fixture(scope="session")
+def spoken_model(tmp_path_factory):
+    """A tiny model trained on ten sentences spoken by three espeak-ng voices, and their
+    manifest: it recognises them (CER < 10 %), so transcription can be checked on meaning."""
+    from asr.corpora.common import Utterance, synthesize_splits
+    from asr.train import TrainConfig, train
+    from asr.tts import english_voices
+
+    root = tmp_path_factory.mktemp("spoken")
+    voices = english_voices(seed=1, n=3, rates=(160,), pitches=(50,))
+    utts = [Utterance(f"u{i:02d}", text, text, voices[i % 3]) for i, text in enumerate(SENTENCES * 3)]
+    manifest = synthesize_splits({"train": utts}, root / "data", jobs=1)["train"]
+    cfg = TrainConfig(
+        train_manifest=str(manifest), dev_manifest=str(manifest), exp_dir=str(root / "exp"),
+        size="tiny", epochs=60, max_batch_seconds=12.0, lr=4e-3, warmup_steps=30, patience=60,
+        num_workers=0, model_overrides={"dropout": 0.0, "n_time_masks": 0, "n_freq_masks": 0})
+    result = train(cfg)
+    return {"model": root / "exp" / "best.pt", "manifest": manifest, "best_wer": result["best_wer"],
+            "rows": [json.loads(line) for line in manifest.read_text().splitlines()]}

@@ -11,8 +11,7 @@ import torch
 
 from asr.checkpoint import model_state, save_atomic
 from asr.data import SpeechDataset, read_manifest
-from asr.decode import greedy_decode
-from asr.decoding import make_decoder
+from asr.decode import build_decoder
 from asr.inference import compute_log_probs, decode_log_probs
 from asr.lm import build_arpa
 from asr.model import CTCModel, ModelConfig
@@ -65,7 +64,7 @@ def test_repeat_and_shares():
 def test_needs_an_lm(tiny_setup):
     with pytest.raises(SystemExit, match="--lm"):
         _bench_module().main(["--model", str(tiny_setup / "model.pt"),
-                              "--manifest", str(tiny_setup / "test.jsonl"), "--decoders", "ours"])
+                              "--manifest", str(tiny_setup / "test.jsonl"), "--decoders", "beam"])
 
 
 def test_smoke_run_prints_table_then_json(tiny_setup):
@@ -79,8 +78,8 @@ def test_smoke_run_prints_table_then_json(tiny_setup):
     summary = json.loads(lines[-1])
     assert summary["utterances"] == 6 and summary["threads"] == 1 and summary["lm"] == lm
     gpu = torch.cuda.is_available()
-    expected = {("greedy", "cpu", None), ("ours", "cpu", 2), ("flashlight", "cpu", 2),
-                ("pyctcdecode", "cpu", 2)} | ({("ours", "cuda", 2)} if gpu else set())
+    expected = {("greedy", "cpu", None), ("beam", "cpu", 2), ("flashlight", "cpu", 2),
+                ("pyctcdecode", "cpu", 2)} | ({("beam", "cuda", 2)} if gpu else set())
     rows = {(r["decoder"], r["device"], r["beam"]): r for r in summary["rows"]}
     assert len(rows) == len(summary["rows"]) and set(rows) == expected
     for row in summary["rows"]:
@@ -104,10 +103,9 @@ def test_smoke_run_prints_table_then_json(tiny_setup):
     finally:
         torch.set_num_threads(threads)
     log_probs, refs = bench.repeat_log_probs(base, dict(zip([f"utt{i}" for i in range(3)], TEXTS)), 6)
-    decoders = {"greedy": greedy_decode,
-                "ours": make_decoder("beam", tokenizer, beam_size=2, lm_path=lm, alpha=0.5, beta=1.0),
-                "flashlight": make_decoder("flashlight", tokenizer, beam_size=2, lm_path=lm,
-                                           alpha=0.5, beta=1.0)}
+    decoders = {"greedy": build_decoder("greedy"),
+                "beam": build_decoder("beam", tokenizer, beam_size=2, lm=lm, alpha=0.5, beta=1.0),
+                "flashlight": build_decoder("flashlight", tokenizer, beam_size=2, lm=lm, alpha=0.5, beta=1.0)}
     for name, decoder in decoders.items():
         hyps = decode_log_probs(log_probs, decoder, tokenizer, batch_size=64)
         beam = None if name == "greedy" else 2

@@ -5,7 +5,7 @@ from collections import defaultdict
 import pytest
 import torch
 
-from asr.decode import BeamSearchDecoder, get_decoder, greedy_decode, greedy_decode_with_frames
+from asr.decode import BeamSearchDecoder, build_decoder, greedy_decode, greedy_decode_with_frames
 
 
 def beam_search_nbest(log_probs, lengths, **opts):
@@ -116,32 +116,21 @@ def test_blank_skip_matches_no_skip(engine):
 
 @pytest.mark.parametrize("name", ["greedy", "beam"])
 def test_batch_equals_one_by_one(name):
-    decode = get_decoder(name)
+    decode = build_decoder(name)
     lp = _peaked(4, 60, 8, seed=2)
     lengths = torch.tensor([60, 33, 1, 0])
     alone = [decode(lp[i : i + 1, :n], torch.tensor([n]))[0] for i, n in enumerate(lengths)]
     assert decode(lp, lengths) == alone
 
 
-def test_get_decoder_binds_options_and_rejects_bad_ones():
+def test_build_decoder_binds_options_and_rejects_bad_ones():
     lp = _peaked(2, 30, 5, seed=3)
     lengths = torch.tensor([30, 20])
-    assert get_decoder("beam", beam_size=1)(lp, lengths) == greedy_decode(lp, lengths)
+    assert build_decoder("beam", beam_size=1)(lp, lengths) == greedy_decode(lp, lengths)
     with pytest.raises(ValueError, match="unknown decoder"):
-        get_decoder("viterbi")
-    with pytest.raises(TypeError):
-        get_decoder("beam", beam_width=4)
-
-
-def test_word_times_from_token_frames():
-    from asr.text import CharTokenizer
-    from asr.transcribe import word_times
-
-    tok = CharTokenizer()
-    tokens = tok.encode("hi yo")
-    frames = [2, 3, 5, 9, 10]  # the space at frame 5
-    assert word_times(tokens, frames, tok, frame_seconds=0.03) == [
-        {"word": "hi", "start": 0.06, "end": 0.12}, {"word": "yo", "start": 0.27, "end": 0.33}]
+        build_decoder("viterbi")
+    with pytest.raises(ValueError, match="no option beam_width"):
+        build_decoder("beam", beam_width=4)
 
 
 @pytest.mark.parametrize("engine", ENGINES)

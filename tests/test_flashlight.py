@@ -87,7 +87,7 @@ def test_last_word_and_score_with_lm(arpa):
     decoder = FlashlightDecoder(TOK, arpa, lm_weight=0.5, word_score=1.0, log_add=False)
     assert decoder.decode_with_frames(lp, lengths) == greedy_decode_with_frames(lp, lengths)
     # score = best alignment's acoustic log-prob + 0.5 * natural-log LM prob (</s> included) + 1 per word
-    [[(ids, score)]] = decoder.decode_nbest(lp, lengths)
+    [[(ids, score)]] = decoder.nbest(lp, lengths)
     expected = lp.max(-1).values.sum().item() + 0.5 * math.log(10) * kenlm.Model(arpa).score("the cat") + 2
     assert ids == TOK.encode("the cat") and score == pytest.approx(expected, abs=1e-3)
 
@@ -116,8 +116,8 @@ def test_batch_equals_one_by_one(arpa, with_lm):
     alone = [decoder.decode_with_frames(u[None], torch.tensor([u.shape[0]]))[0] for u in utts]
     assert decoder.decode_with_frames(batch, lengths) == alone
     assert [ids for ids, _ in alone] != [[]] * 3
-    scores = [decoder.decode_nbest(u[None], torch.tensor([u.shape[0]]))[0] for u in utts]
-    assert decoder.decode_nbest(batch, lengths) == scores  # the padding was never searched
+    scores = [decoder.nbest(u[None], torch.tensor([u.shape[0]]))[0] for u in utts]
+    assert decoder.nbest(batch, lengths) == scores  # the padding was never searched
 
 
 def test_arpa_unigrams(arpa):

@@ -95,7 +95,8 @@ def test_energy_vad_finds_bursts_on_a_noise_floor_and_read_segments_cuts_them_ex
     speech, levels, seconds = speech_frames(wave, EnergyVAD(), 16000)
     assert seconds == pytest.approx(len(wave) / 16000)
     assert speech[10:70].all() and not speech[110:220].any()
-    segments = plan_segments(speech, levels, SegmentOptions())
+    segments = plan_segments(speech, levels, SegmentOptions(max_seconds=4.0))
+    assert plan_segments(speech, levels, SegmentOptions()) == [(0, len(speech))]  # short: whole
     assert len(segments) == 2  # the 0.2 s gap is bridged, the 1.5 s one is not
     pieces = list(read_segments(wave, segments, 16000))
     for (start, end), piece in zip(segments, pieces, strict=True):

@@ -5,7 +5,7 @@ import torch
 
 from asr.checkpoint import load_checkpoint, load_model
 from asr.data import SpeechDataset, read_manifest
-from asr.decode import get_decoder
+from asr.decode import build_decoder
 from asr.inference import decode_dataset
 from asr.train import TrainConfig, flushed_denormals, train, warmup_cosine
 
@@ -104,7 +104,7 @@ def test_checkpoints_logs_and_unreadable_files(noise_corpus, tmp_path, caplog):
 
     model, tokenizer = load_model(exp / "best.pt")
     dev = SpeechDataset(read_manifest(dev_m), tokenizer, 16000)
-    hyps = decode_dataset(model, tokenizer, dev, get_decoder("greedy"))
+    hyps = decode_dataset(model, tokenizer, dev, build_decoder("greedy"))
     assert sorted(hyps) == ["dev-0", "dev-2"]  # the broken one is left out, the rest decoded
     assert "skipping dev-1:" in caplog.text
 

@@ -1,49 +1,32 @@
 """CTC decoders: ``(log_probs (B, T, V), lengths (B,)) -> list of B token-id lists``.
 
-Blank id is 0; outputs have repeats merged and blanks removed. ``get_decoder(name, **opts)``
-returns such a callable, so callers never depend on which search runs behind it:
-"greedy" (best path), "beam" (our batched prefix beam search, optionally with an n-gram
-LM) or "flashlight" (torchaudio's flashlight-text decoder with KenLM).
+Blank id 0; outputs have repeats merged and blanks removed. The registry (asr.decode.registry)
+names the decoders, their options and capabilities; ``build_decoder(name, tokenizer, **options)``
+builds one: "greedy" (best path), "beam" (our batched prefix beam search, optionally with an
+n-gram LM) or "flashlight" (torchaudio's flashlight-text decoder with KenLM).
+
+The decoders themselves load on first use (they need torch; the registry does not).
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+import importlib
+from typing import TYPE_CHECKING
 
-import torch
+from asr.decode.registry import DECODERS, Decoder, NBestDecoder, build_decoder, get_spec, names
 
-from asr.decode.batch_beam import BeamSearchDecoder
-from asr.decode.greedy import BLANK, greedy_decode, greedy_decode_with_frames
+if TYPE_CHECKING:
+    from asr.decode.batch_beam import BeamSearchDecoder
+    from asr.decode.greedy import BLANK, GreedyDecoder, greedy_decode, greedy_decode_with_frames
 
-__all__ = [
-    "BLANK",
-    "BeamSearchDecoder",
-    "Decoder",
-    "get_decoder",
-    "greedy_decode",
-    "greedy_decode_with_frames",
-]
+_LAZY = {"BLANK": "greedy", "GreedyDecoder": "greedy", "greedy_decode": "greedy",
+         "greedy_decode_with_frames": "greedy", "BeamSearchDecoder": "batch_beam"}
 
-
-class Decoder(Protocol):
-    def __call__(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[list[int]]: ...
+__all__ = ["BLANK", "DECODERS", "BeamSearchDecoder", "Decoder", "GreedyDecoder", "NBestDecoder",
+           "build_decoder", "get_spec", "greedy_decode", "greedy_decode_with_frames", "names"]
 
 
-def _flashlight(**opts):
-    from asr.decode.flashlight import FlashlightDecoder
-
-    return FlashlightDecoder(**opts)
-
-
-DECODERS = {"greedy": None, "beam": BeamSearchDecoder, "flashlight": _flashlight}
-
-
-def get_decoder(name: str, **opts) -> Decoder:
-    """The decoder called ``name`` built with ``opts`` (TypeError on an unknown option)."""
-    if name not in DECODERS:
-        raise ValueError(f"unknown decoder {name!r}; choose from {sorted(DECODERS)}")
-    if name == "greedy":
-        if opts:
-            raise TypeError(f"the greedy decoder takes no options, got {sorted(opts)}")
-        return greedy_decode
-    return DECODERS[name](**opts)
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"asr.decode.{_LAZY[name]}"), name)
+    raise AttributeError(f"module 'asr.decode' has no attribute {name!r}")

@@ -84,7 +84,7 @@ class FlashlightDecoder:
             probabilities, summing over alignments as CTC and our prefix beam search do. With
             False (flashlight's default) they are merged by max; then, without an LM, the
             search returns just the greedy path. With an LM both gave the same WER in our tests.
-        nbest: hypotheses :meth:`decode_nbest` returns per utterance.
+        nbest: hypotheses the search keeps per utterance for :meth:`nbest` (at most).
 
     Lexicon mode (any LM, or an explicit lexicon) can only output lexicon words: a word
     outside it is replaced by the best-scoring sequence of lexicon words.
@@ -193,20 +193,21 @@ class FlashlightDecoder:
         return [self._convert(h[0], n) if h else ([], [])
                 for h, n in zip(hyps, lengths.tolist(), strict=True)]
 
-    def decode_nbest(
-        self, log_probs: torch.Tensor, lengths: torch.Tensor
+    def nbest(
+        self, log_probs: torch.Tensor, lengths: torch.Tensor, n: int | None = None
     ) -> list[list[tuple[list[int], float]]]:
-        """Up to ``nbest`` distinct ``(token_ids, score)`` per utterance, best first.
+        """Up to ``n`` (at most, and by default, the ``nbest`` it was built with) distinct
+        ``(token_ids, score)`` per utterance, best first.
 
         The score is flashlight's: acoustic log-prob (best alignment; merged ones summed with
         ``log_add``) + α · ln P_LM (with </s>) + β per word.
         """
         out = []
-        for hyps, n in zip(self._search(log_probs, lengths), lengths.tolist(), strict=True):
+        for hyps, length in zip(self._search(log_probs, lengths), lengths.tolist(), strict=True):
             seen: dict[tuple[int, ...], float] = {}
             for h in hyps:
-                seen.setdefault(tuple(self._convert(h, n)[0]), h.score)
-            out.append([(list(ids), score) for ids, score in seen.items()])
+                seen.setdefault(tuple(self._convert(h, length)[0]), h.score)
+            out.append([(list(ids), score) for ids, score in seen.items()][:n])
         return out
 
     def __call__(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[list[int]]:

@@ -33,3 +33,14 @@ def greedy_decode_with_frames(
 def greedy_decode(log_probs: torch.Tensor, lengths: torch.Tensor) -> list[list[int]]:
     """Best-path token ids per utterance; (B, T, V) log-probs, (B,) lengths."""
     return [tokens for tokens, _ in greedy_decode_with_frames(log_probs, lengths)]
+
+
+class GreedyDecoder:
+    """Best-path decoding behind the decoder interface (no options, no state)."""
+
+    def __call__(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[list[int]]:
+        return greedy_decode(log_probs, lengths)
+
+    def decode_with_frames(self, log_probs: torch.Tensor,
+                           lengths: torch.Tensor) -> list[tuple[list[int], list[int]]]:
+        return greedy_decode_with_frames(log_probs, lengths)
