@@ -39,16 +39,16 @@ def test_train_then_transcribe(tmp_path):
     broken.write_bytes(b"not audio")
     proc = subprocess.run(
         [sys.executable, "-m", "asr.cli", "transcribe", "--model", str(exp / "best.pt"),
-         "--format", "jsonl", "--timestamps", rows[0]["audio_filepath"], str(broken)],
+         "--format", "json", rows[0]["audio_filepath"], str(broken)],
         capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1
     assert "broken.wav: cannot read audio" in proc.stderr
     [line] = proc.stdout.splitlines()
     out = json.loads(line)
-    assert out["path"] == rows[0]["audio_filepath"]
+    assert out["audio_filepath"] == rows[0]["audio_filepath"]
     report = score({"u": rows[0]["text"]}, {"u": out["text"]}, normalize)
     assert report.cer < 0.1
-    words = out["words"]
+    words = [w for segment in out["segments"] for w in segment["words"]]
     assert " ".join(w["word"] for w in words) == out["text"]
     assert all(0 <= w["start"] < w["end"] <= rows[0]["duration"] + 0.05 for w in words)
     assert all(a["end"] <= b["start"] for a, b in zip(words, words[1:]))  # in order, no overlap
