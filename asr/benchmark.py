@@ -174,9 +174,9 @@ def run(args) -> int:
     from asr.inference import pick_device
 
     for path in args.models:
-        if not Path(path).is_file():
-            raise FileNotFoundError(f"{path}: checkpoint not found; fix the path given to --models "
-                                    "(e.g. recipes/digits/exp/best.pt) or train the model first")
+        if not Path(path).exists():
+            raise FileNotFoundError(f"{path}: model not found; fix the path given to --models "
+                                    "(e.g. recipes/digits/exp/model) or train the model first")
     for path in args.sets:
         if not Path(path).is_file():
             raise FileNotFoundError(f"{path}: manifest not found; fix the path given to --sets "

@@ -1,14 +1,19 @@
-"""Checkpoints as plain dicts that load with `torch.load(weights_only=True)`.
+"""Checkpoints as plain dicts that load with `torch.load(weights_only=True)`, and exported
+model folders (`asr export`) that load without pickle.
 
 A checkpoint holds `config`, `tokenizer`, `model` (CMVN stats included) and, for
 training checkpoints (`epoch-N.pt`), `optimizer`, `scheduler`, `scaler`, `epoch`, `step`,
-`best_wer`, `bad_epochs`, `rng` and `train_config`.
+`best_wer`, `bad_epochs`, `rng` and `train_config`. An exported folder holds config.json
+({"format": "asr-model", "version": 1, "model", "tokenizer", "decoding", ...}) and
+model.safetensors (the state dict); it loads as {config, tokenizer, model, decoding}.
 """
 
 from __future__ import annotations
 
+import json
 import pickle
 import random
+import warnings
 from pathlib import Path
 
 import torch
@@ -16,6 +21,10 @@ import torch
 from asr.atomic import atomic_path
 from asr.model import CTCModel, ModelConfig
 from asr.text import CharTokenizer
+
+FORMAT, VERSION = "asr-model", 1  # config.json's "format" and "version" in an exported folder
+CONFIG, WEIGHTS, ONNX = "config.json", "model.safetensors", "model.onnx"
+_FIX = "pass a .pt written by `asr train` (e.g. exp/best.pt) or a folder written by `asr export`"
 
 
 def save_atomic(state: dict, path: str | Path) -> None:
@@ -25,18 +34,61 @@ def save_atomic(state: dict, path: str | Path) -> None:
 
 
 def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
+    """A checkpoint (.pt) or an exported model folder as a dict with config, tokenizer and
+    model (a state dict), and decoding when it has one (always for a folder).
+
+    Nothing but tensors and plain data is ever unpickled: anything else is a ValueError."""
     path = Path(path)
+    if path.is_dir():
+        return load_folder(path, map_location)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: checkpoint not found; train a model first or fix --model")
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError) as err:
-        raise ValueError(f"{path}: not a readable asr checkpoint ({str(err).splitlines()[0]}); "
-                         "pass a file written by `asr train`, e.g. exp/best.pt") from None
+        with warnings.catch_warnings():  # a plain pickle's protocol note: refused anyway if unsafe
+            warnings.filterwarnings("ignore", "Detected pickle protocol", UserWarning)
+            state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError:
+        raise ValueError(f"{path}: not a readable asr checkpoint (not a weights-only torch file: "
+                         "garbage, or a pickle of more than tensors and plain data, left unpickled "
+                         f"as that could run code); {_FIX}") from None
+    except Exception:  # truncated zip, empty file, text ...
+        raise ValueError(f"{path}: not a readable asr checkpoint (damaged, truncated or not a "
+                         f"torch file); {_FIX}") from None
     if not isinstance(state, dict) or not {"config", "tokenizer", "model"} <= set(state):
-        raise ValueError(f"{path}: not an asr checkpoint (no config/tokenizer/model); "
-                         "pass a file written by `asr train`, e.g. exp/best.pt")
+        raise ValueError(f"{path}: not an asr checkpoint (no config/tokenizer/model); {_FIX}")
     return state
+
+
+def load_folder(path: str | Path, map_location="cpu") -> dict:
+    """An `asr export` folder as {config, tokenizer, model, decoding}: json and safetensors only."""
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    config = path / CONFIG
+    if not config.is_file():
+        raise ValueError(f"{path}: a folder without {CONFIG}, so not an exported model; {_FIX}")
+    try:
+        meta = json.loads(config.read_text(encoding="utf-8"))
+    except (ValueError, OSError) as err:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise ValueError(f"{config}: unreadable ({type(err).__name__}); re-export the model "
+                         "with `asr export MODEL --out DIR`") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        found = meta.get("format") if isinstance(meta, dict) else None
+        raise ValueError(f"{config}: not an asr model config (format {found!r}, not {FORMAT!r}); {_FIX}")
+    if meta.get("version") != VERSION:
+        raise ValueError(f"{config}: {FORMAT} version {meta.get('version')!r}, but this asr reads "
+                         f"version {VERSION}; re-export the model with this version's `asr export`")
+    if not {"model", "tokenizer"} <= set(meta):
+        raise ValueError(f"{config}: no \"model\" or \"tokenizer\" entry; re-export the model with "
+                         "`asr export MODEL --out DIR`")
+    try:
+        weights = load_file(path / WEIGHTS)
+    except Exception as err:  # missing, truncated, not safetensors
+        raise ValueError(f"{path / WEIGHTS}: missing or not a readable safetensors file "
+                         f"({type(err).__name__}); re-export the model with `asr export`") from None
+    weights = {k: v.to(map_location) for k, v in weights.items()}
+    return {"config": meta["model"], "tokenizer": meta["tokenizer"], "model": weights,
+            "decoding": meta.get("decoding", {})}
 
 
 def model_state(model: CTCModel, tokenizer: CharTokenizer) -> dict:

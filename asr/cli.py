@@ -12,6 +12,8 @@ from dataclasses import fields
 from asr.benchmark import add_parser as _add_benchmark
 from asr.benchmark import run as _run_benchmark
 from asr.config import SIZES, ModelConfig, TrainConfig
+from asr.export import add_parser as _add_export
+from asr.export import run as _run_export
 
 
 def _add_train(sub) -> None:
@@ -242,17 +244,26 @@ def _add_transcribe(sub) -> None:
                    help="padded audio seconds per forward batch (default: 60 on CPU, 300 on GPU)")
     p.add_argument("--max-line-chars", type=int, default=42, help="subtitle line width")
     p.add_argument("--max-line-count", type=int, default=2, help="lines per subtitle cue")
+    p.add_argument("--engine", default="torch", choices=["torch", "onnx"],
+                   help="onnx: ONNX Runtime on the CPU (the folder's model.onnx from `asr export "
+                        "--onnx`, else exported on the fly)")
+    p.add_argument("--quantize", choices=["int8"], help="dynamic int8 LSTM and linear layers (CPU)")
+    p.add_argument("--threads", type=int, help="CPU threads (default: all this process may use)")
 
 
 def _run_transcribe(args) -> int:
     from asr.batch_transcribe import RunSummary, collect_inputs, results, transcribe_to_dir
+    from asr.decode import registry
     from asr.distributed import init_distributed
-    from asr.transcription import Recognizer
+    from asr.engines import default_threads
+    from asr.transcription import load_recognizer
 
-    dist = init_distributed(args.device)
-    args.device = str(dist.device)
-    model, tokenizer, decoder = _load(args)
-    recognizer = Recognizer(model, tokenizer, decoder)
+    dist = init_distributed("cpu" if args.engine == "onnx" or args.quantize else args.device)
+    threads = args.threads or max(1, default_threads() // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    recognizer = load_recognizer(
+        args.model, decoder=args.decoder, engine=args.engine, quantize=args.quantize,
+        device=str(dist.device), threads=threads, no_lm=args.no_lm,
+        **{o.name: getattr(args, o.name) for o in registry.all_options()})
     items = collect_inputs(args.inputs)
     options = {"max_segment_seconds": args.max_segment_seconds, "vad": args.vad,
                "batch_seconds": args.batch_seconds}
@@ -442,6 +453,7 @@ COMMANDS = {
     "results": (_add_results, _run_results),
     "lm": (_add_lm, _run_lm),
     "tune-lm": (_add_tune_lm, _run_tune_lm),
+    "export": (_add_export, _run_export),
 }
 
 

@@ -48,6 +48,9 @@ def decoder_settings(name: str, state: dict, checkpoint: str | Path, *, no_lm: b
 
 def save_lm_weights(checkpoint: str | Path, decoder: str, lm_path: str, weights: dict) -> None:
     """Record tuned LM weights (and the LM) in `checkpoint`, rewriting it atomically."""
+    if Path(checkpoint).is_dir():
+        raise ValueError(f"{checkpoint}: a released model folder is not rewritten; tune the training "
+                         "checkpoint (e.g. exp/best.pt) and export it again, or pass --no-save")
     state = load_checkpoint(checkpoint)
     decoding = dict(state.get("decoding", {}))
     folder = Path(checkpoint).resolve().parent

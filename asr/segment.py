@@ -1,13 +1,14 @@
 """Splitting audio of any length at pauses into segments of at most `max_seconds`.
 
 Two passes over the file, each reading it in blocks (`asr.audio.stream_audio`), so memory
-holds a block plus 100 bytes-sized numbers per second, never the whole file:
+holds a block plus two numbers per 10 ms frame (500 bytes per second of audio), never the
+whole file:
 1. a voice activity detector marks each 10 ms frame as speech or not: `EnergyVAD` (frame
    energy against the file's noise floor, the default) or `SileroVAD` (the `silero-vad`
    package's model, which ships in its wheel);
-2. `plan_segments` turns the marks into segments: speech runs with short gaps bridged, padded,
-   joined while they fit in `max_seconds`, and a run longer than that cut at its quietest
-   frame; `read_segments` then cuts those segments out of a second read.
+2. `plan_segments` turns the marks into segments: speech runs, padded, with short gaps
+   bridged, and a run longer than `max_seconds` cut at its quietest moments; `read_segments`
+   then cuts those segments out of a second read.
 Only stretches the detector calls non-speech for `min_pause` seconds or more fall between
 segments; everything else is decoded.
 """
@@ -32,7 +33,6 @@ class SegmentOptions:
     max_seconds: float = 30.0  # longest segment decoded at once
     min_pause: float = 0.3  # non-speech shorter than this is bridged
     pad: float = 0.2  # audio kept on each side of speech
-    max_join_gap: float = 1.0  # two speech runs join into one segment across at most this gap
 
 
 class Framer:
@@ -164,14 +164,7 @@ def plan_segments(speech: np.ndarray, levels: np.ndarray, options: SegmentOption
             regions[-1] = (regions[-1][0], end)
         else:
             regions.append((start, end))
-    segments = []
-    for start, end in regions:
-        joinable = segments and start - segments[-1][1] <= to_frames(options.max_join_gap)
-        if joinable and end - segments[-1][0] <= longest:
-            segments[-1] = (segments[-1][0], end)
-        else:
-            segments.append((start, end))
-    pieces = [piece for start, end in segments for piece in _cut(start, end, levels, longest - stride)]
+    pieces = [piece for start, end in regions for piece in _cut(start, end, levels, longest - stride)]
     return [(start - start % stride, end) for start, end in pieces]
 
 

@@ -18,6 +18,7 @@ import dataclasses
 import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -51,6 +52,27 @@ class Recognizer:
         return 0.01 * self.model.config.subsampling_factor
 
 
+def load_recognizer(path: str | Path, *, decoder: str = "auto", engine: str = "torch",
+                    quantize: str | None = None, device: str = "auto", threads: int | None = None,
+                    no_lm: bool = False, **decoder_options) -> Recognizer:
+    """A Recognizer for the model at `path` (an `asr export` folder or a checkpoint): engine
+    "torch" or "onnx", `quantize` None or "int8", the decoder by name with its options
+    (None: the ones `asr tune-lm` saved in the model, else the registry's defaults)."""
+    from asr.decode import build_decoder
+    from asr.decoding import decoder_settings
+    from asr.engines import load_for_inference
+    from asr.inference import pick_device
+
+    if engine == "onnx" or quantize:
+        device = "cpu" if device == "auto" else device
+    model, tokenizer, state = load_for_inference(path, engine, quantize, pick_device(device), threads)
+    name, options = decoder_settings(decoder, state, path, no_lm=no_lm, **decoder_options)
+    if name != "greedy":
+        log.info("decoding: %s, %s", name, ", ".join(f"{k} {v}" for k, v in options.items()))
+    return Recognizer(model, tokenizer, build_decoder(name, tokenizer, **options),
+                      state.get("language", "en"))
+
+
 @dataclass(frozen=True)
 class TranscribeOptions:
     max_segment_seconds: float = 30.0  # longest piece decoded at once
@@ -70,10 +92,13 @@ class _File:
     error: str | None = None
 
 
-def transcribe(recognizer: Recognizer, audio, **options) -> dict:
-    """Transcribe one file (a path) or a mono float waveform at the model's rate (an array).
+def transcribe(recognizer: Recognizer | str | Path, audio, **options) -> dict:
+    """Transcribe one file (a path) or a mono float waveform at the model's rate (an array)
+    with a Recognizer, or with the model at a path (loaded with load_recognizer's defaults).
 
     Options are TranscribeOptions' fields. Raises AudioError for unreadable audio."""
+    if isinstance(recognizer, (str, Path)):
+        recognizer = load_recognizer(recognizer)
     key, result = next(transcribe_many(recognizer, [("audio", audio)], **options))
     if isinstance(result, str):
         raise AudioError(result)

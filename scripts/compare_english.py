@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> dict:
             raise ValueError(f"{path}: the manifest holds no utterances; pass a non-empty set")
     skipped_models = {}
     for name, path in list(model_paths.items()):
-        if not Path(path).is_file():
+        if not Path(path).exists():
             skipped_models[name] = model_paths.pop(name)
             print(f"skipping model {name}: {path}: checkpoint not found; train it first or fix "
                   "the path given to --models", file=sys.stderr)

@@ -87,7 +87,7 @@ def test_missing_files_and_bad_names_are_named(setup, tmp_path):
     with pytest.raises(FileNotFoundError, match="nope.jsonl: manifest not found; fix the path"):
         _benchmark("--models", str(ckpt), "--sets", str(sets[0]), str(tmp_path / "nope.jsonl"),
                    "--out-dir", out)
-    with pytest.raises(FileNotFoundError, match="none.pt: checkpoint not found"):
+    with pytest.raises(FileNotFoundError, match="none.pt: model not found"):
         _benchmark("--models", str(tmp_path / "none.pt"), "--sets", str(sets[0]), "--out-dir", out)
     with pytest.raises(ValueError, match="--names gives 2 names for 1 models"):
         _benchmark("--models", str(ckpt), "--sets", str(sets[0]), "--names", "a", "b", "--out-dir", out)

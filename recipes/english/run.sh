@@ -9,7 +9,7 @@
 # band, gain. The LM is trained on the training books and the training actors' lines.
 #
 #   bash recipes/english/run.sh [--stage N] [--stop-stage N] [--hours H] [--epochs N] [--nj N] [--device cpu|cuda]
-#     [--uqm-dir DIR] [--librivox-dir DIR]  (where install_voices.sh put them without root)
+#     [--uqm-dir DIR] [--librivox-dir DIR]  (where install_voices.sh put them without root) [--onnx true]
 #
 # Install first (once, as root): bash ../../scripts/install_voices.sh  (missing optional
 # engines are reported and left out; the UQM packages are required.)
@@ -21,13 +21,16 @@
 #           it sat on its blank-only plateau for a whole epoch); 2 train exp/ on the mix with
 #           augmentation, from the pretrained model; 3 LM exp/lm/lm.arpa; 4 tune its weights
 #           on dev; 5 decode every set greedy and with the LM; 6 score: exp/results.json;
-#         7 compare with the synth recipe's model and pocketsphinx: exp/compare/compare.md
-# The final model is exp/best.pt with its LM exp/lm/lm.arpa (`asr transcribe --model exp/best.pt`).
+#         7 compare with the synth recipe's model and pocketsphinx: exp/compare/compare.md,
+#         8 export the final model with its tuned LM to exp/model/ (config.json,
+#           model.safetensors, lm.arpa; with --onnx true also model.onnx)
+# The final model is exp/best.pt with its LM exp/lm/lm.arpa, released together as exp/model/
+# (`asr transcribe --model exp/model`).
 set -euo pipefail
 cd "$(dirname "$0")"
 
 stage=0
-stop_stage=7
+stop_stage=8
 nj=$(nproc)
 device=auto
 ngpu=1
@@ -48,6 +51,7 @@ uqm_dir=/usr/share/games/uqm/content  # the game's content folder (install_voice
 librivox_dir=/usr/share/pocketsphinx/test/data  # pocketsphinx-testdata's data folder
 synth_model=../synth/exp/best.pt  # the espeak-only model compared against in stage 7
 sets="dev synth-test uqm-test uqm-test-all librivox"
+onnx=false  # true: the exported model also gets model.onnx (needs the onnx extra)
 . ../lib.sh
 
 prepare() {
@@ -100,6 +104,8 @@ compare() {
   if [ -f "$synth_model" ]; then touch exp/compare/.done; fi  # else rerun once it exists
 }
 
+release() { asr export exp/best.pt --out exp/model $([ "$onnx" = true ] && echo --onnx); }
+
 run_stage 0 - prepare  # each corpus returns at once when made with the same options
 run_stage 1 exp/pretrain/.done pretrain
 run_stage 2 exp/.train.done train
@@ -108,3 +114,4 @@ run_stage 4 exp/.tune.done tune
 run_stage 5 exp/.decode.done decode_both
 run_stage 6 exp/.score.done score "" -greedy
 run_stage 7 - compare  # done once it has compared with the synth model
+run_stage 8 - release  # always: exp/model follows exp/best.pt

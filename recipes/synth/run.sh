@@ -4,6 +4,7 @@
 # the training-set size (default 4 h for a 2-core CPU; use >= 50 on a GPU).
 #
 #   bash recipes/synth/run.sh [--stage N] [--stop-stage N] [--hours H] [--nj N] [--device cpu|cuda] [--ngpu N]
+#     [--onnx true]
 #
 # On GPUs, for example (not yet measured here):
 #   bash recipes/synth/run.sh --hours 50 --size medium --epochs 10 --batch-seconds 1200 --nj 16
@@ -14,13 +15,15 @@
 #         1 train exp/, 2 build a word n-gram LM exp/lm/lm.arpa from data/lm_train.txt,
 #         3 tune its weights on dev (saved in exp/best.pt), 4 decode dev and test with
 #           the LM (beam search) and, for comparison, greedy, 5 score: exp/results.json,
-#         6 benchmark WER and speed of both decoders (exp/benchmark/benchmark.{md,json,png}).
-# The final model is exp/best.pt. Delete data/ and exp/ to start again.
+#         6 benchmark WER and speed of both decoders (exp/benchmark/benchmark.{md,json,png}),
+#         7 export the final model with its tuned LM to exp/model/ (config.json,
+#           model.safetensors, lm.arpa; with --onnx true also model.onnx): `--model exp/model`.
+# The final model is exp/best.pt, released as exp/model/. Delete data/ and exp/ to start again.
 set -euo pipefail
 cd "$(dirname "$0")"
 
 stage=0
-stop_stage=6
+stop_stage=7
 nj=$(nproc)
 device=auto
 ngpu=1  # > 1: data-parallel training on that many GPUs (torchrun)
@@ -35,6 +38,7 @@ subsampling_factor=3  # 30 ms frames: characters at 200 words/min still fit
 lr=3e-3
 # light SpecAugment: a 20-minute CPU run underfits, so strong masking only slows it down
 augment="--freq-mask 15 --n-freq-masks 1 --time-mask 20 --n-time-masks 1"
+onnx=false  # true: the exported model also gets model.onnx (needs the onnx extra)
 . ../lib.sh  # options, run_stage, and the shared decode and score stages
 
 prepare() { asr prepare synth --out data --hours "$hours" --jobs "$nj"; }
@@ -60,6 +64,8 @@ benchmark() {
     --decoders "$decoder" greedy --beam-size "$beam_size" --device "$device" --out-dir exp/benchmark
 }
 
+release() { asr export exp/best.pt --out exp/model $([ "$onnx" = true ] && echo --onnx); }
+
 run_stage 0 - prepare  # a no-op when data/ holds a corpus made with the same options
 run_stage 1 exp/.train.done train
 run_stage 2 exp/.lm.done lm
@@ -67,3 +73,4 @@ run_stage 3 exp/.tune.done tune
 run_stage 4 exp/.decode.done decode_both
 run_stage 5 exp/.score.done score "" -greedy
 run_stage 6 exp/benchmark/benchmark.md benchmark
+run_stage 7 - release  # always: exp/model follows exp/best.pt
