@@ -120,6 +120,13 @@ class RunSummary:
     unrecognized: int = 0  # speech segments that produced no words
     wall: float = 0.0
 
+    @classmethod
+    def combine(cls, ranks: list[RunSummary]) -> RunSummary:
+        """The whole run's summary from every process's (rank 0 counts the skipped files)."""
+        return cls(done=sum(s.done for s in ranks), failed=sum(s.failed for s in ranks),
+                   skipped=ranks[0].skipped, seconds=sum(s.seconds for s in ranks),
+                   unrecognized=sum(s.unrecognized for s in ranks), wall=max(s.wall for s in ranks))
+
     def line(self, out_dir: str | Path | None) -> str:
         rtfx = f", RTFx {self.seconds / self.wall:.0f}" if self.wall > 0 and self.seconds else ""
         where = f"; ledger {Path(out_dir) / LEDGER}" if out_dir else ""

@@ -268,18 +268,16 @@ def _run_transcribe(args) -> int:
     options = {"max_segment_seconds": args.max_segment_seconds, "vad": args.vad,
                "batch_seconds": args.batch_seconds}
     if args.output_dir is None:
+        if dist.enabled:
+            raise ValueError("under torchrun the processes share the files: give --output-dir")
         return _print_transcripts(results(recognizer, items, options), len(items), args.format)
     formats = ["all"] if args.format == "all" else args.format.split(",")
     summary = transcribe_to_dir(
         recognizer, items, args.output_dir, formats, overwrite=args.overwrite,
         writer_options={"max_line_chars": args.max_line_chars, "max_line_count": args.max_line_count},
         transcribe_options=options, rank=dist.rank, world_size=dist.world_size, barrier=dist.barrier)
-    summaries = dist.gather(summary)
+    total = RunSummary.combine(dist.gather(summary))
     dist.close()
-    total = RunSummary(skipped=summary.skipped, wall=max(s.wall for s in summaries))
-    for s in summaries:
-        total.done, total.failed = total.done + s.done, total.failed + s.failed
-        total.seconds, total.unrecognized = total.seconds + s.seconds, total.unrecognized + s.unrecognized
     if dist.is_main:
         print(f"asr transcribe: {total.line(args.output_dir)}", file=sys.stderr)
     return 1 if total.failed else 0

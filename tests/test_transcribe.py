@@ -78,6 +78,18 @@ def test_result_has_whispers_shape_and_the_words(recognizer, spoken_model):
     assert all(0 < w["probability"] <= 1 for w in words)
 
 
+def test_beam_search_words_get_times_from_the_same_alignment(recognizer, spoken_model):
+    from asr.decode import build_decoder
+
+    beam = Recognizer(recognizer.model, recognizer.tokenizer,
+                      build_decoder("beam", recognizer.tokenizer, beam_size=4))
+    row = spoken_model["rows"][1]
+    greedy, searched = (transcribe(r, row["audio_filepath"]) for r in (recognizer, beam))
+    assert searched["text"] == greedy["text"]  # a confident model: the same words
+    for a, b in zip(greedy["segments"][0]["words"], searched["segments"][0]["words"], strict=True):
+        assert a == b
+
+
 def test_a_file_too_short_for_one_output_frame_is_an_empty_transcript(recognizer, tmp_path):
     for n in (1, 100):
         path = tmp_path / f"short{n}.wav"
