@@ -209,10 +209,11 @@ def test_torchrun_shares_the_files_and_merges_one_ledger(spoken_model, tmp_path)
             assert path.read_bytes() == (tmp_path / "two" / path.relative_to(tmp_path / "one")).read_bytes()
 
 
-PEAK_RSS = """import resource, sys
+# VmHWM is this process's own peak; ru_maxrss would carry the parent's over fork and exec
+PEAK_RSS = """import re, sys
 from asr.cli import main
 code = main(sys.argv[1:])
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)  # MiB
+print(int(re.search(r"VmHWM:\\s+(\\d+) kB", open("/proc/self/status").read()).group(1)) // 1024)  # MiB
 sys.exit(code)
 """
 
