@@ -38,6 +38,8 @@ def load_audio(path: str | Path, sample_rate: int) -> torch.Tensor:
     path = Path(path)
     if not path.is_file():
         raise AudioError(f"{path}: no such file; check the path (manifests store audio_filepath)")
+    if _needs_ffmpeg(path):
+        return torch.from_numpy(np.concatenate(list(stream_audio(path, sample_rate))))
     try:
         data, file_rate = soundfile.read(str(path), dtype="float32", always_2d=True)  # (S, C)
     except (soundfile.LibsndfileError, RuntimeError, TypeError) as err:
@@ -162,7 +164,8 @@ def _ffmpeg_blocks(path: Path, sample_rate: int, block_seconds: float) -> Iterat
                 yield np.frombuffer(data[:len(data) // 4 * 4], dtype=np.float32)
         finally:
             proc.stdout.close()
-            proc.kill() if proc.poll() is None else None
+            if proc.poll() is None:  # stopped early
+                proc.kill()
         error = proc.stderr.read().decode(errors="replace").strip()
         if proc.wait() != 0 and error:
             raise AudioError(f"{path}: ffmpeg cannot decode it ({error.splitlines()[-1]}); "

@@ -119,8 +119,9 @@ def get_vad(name: str):
     return SileroVAD() if name == "silero" else EnergyVAD()
 
 
-def speech_frames(path, vad, sample_rate: int) -> tuple[np.ndarray, np.ndarray, float]:
-    """First pass over `path`: (speech (F,) bool, levels (F,) dB, seconds of audio) per 10 ms frame."""
+def speech_frames(audio, vad, sample_rate: int) -> tuple[np.ndarray, np.ndarray, float]:
+    """First pass over `audio` (a path or samples): speech (F,) bool and levels (F,) dB per
+    10 ms frame, and the seconds of audio."""
     silero = isinstance(vad, SileroVAD)
     if silero and sample_rate != vad.sample_rate:
         raise ValueError(f"--vad silero runs at {vad.sample_rate} Hz, the model at {sample_rate} Hz; "
@@ -130,7 +131,7 @@ def speech_frames(path, vad, sample_rate: int) -> tuple[np.ndarray, np.ndarray, 
     level_framer = Framer(int(FRAME_SECONDS * sample_rate))
     chunk_framer = Framer(SileroVAD.chunk)
     levels, probabilities, samples = [], [], 0
-    for block in itertools.chain(_blocks_of(path, sample_rate), [None]):  # None: the end
+    for block in itertools.chain(_blocks_of(audio, sample_rate), [None]):  # None: the end
         last = block is None
         samples += 0 if last else len(block)
         levels.append(frame_levels(level_framer.flush() if last else level_framer.frames(block)))
@@ -180,12 +181,12 @@ def _cut(start: int, end: int, levels: np.ndarray, longest: int) -> Iterator[tup
     yield start, end
 
 
-def read_segments(path, segments: list[tuple[int, int]], sample_rate: int) -> Iterator[np.ndarray]:
+def read_segments(audio, segments: list[tuple[int, int]], sample_rate: int) -> Iterator[np.ndarray]:
     """Second pass: the samples of each frame range of `segments` (in order), read in blocks."""
     frame = int(FRAME_SECONDS * sample_rate)
     bounds = [(start * frame, end * frame) for start, end in segments]
     buffer, offset, index = np.zeros(0, np.float32), 0, 0  # buffer starts at sample `offset`
-    for block in itertools.chain(_blocks_of(path, sample_rate), [None]):  # None: the end
+    for block in itertools.chain(_blocks_of(audio, sample_rate), [None]):  # None: the end
         if block is not None:
             buffer = np.concatenate([buffer, block])
         while index < len(bounds) and (block is None or bounds[index][1] <= offset + len(buffer)):

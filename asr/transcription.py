@@ -99,7 +99,7 @@ def transcribe(recognizer: Recognizer | str | Path, audio, **options) -> dict:
     Options are TranscribeOptions' fields. Raises AudioError for unreadable audio."""
     if isinstance(recognizer, (str, Path)):
         recognizer = load_recognizer(recognizer)
-    key, result = next(transcribe_many(recognizer, [("audio", audio)], **options))
+    _, result = next(transcribe_many(recognizer, [("audio", audio)], **options))
     if isinstance(result, str):
         raise AudioError(result)
     return result

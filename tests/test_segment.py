@@ -9,7 +9,7 @@ import soundfile
 import soxr
 
 from asr import segment
-from asr.audio import AudioError, audio_duration, stream_audio
+from asr.audio import AudioError, audio_duration, load_audio, stream_audio
 from asr.segment import EnergyVAD, SegmentOptions, plan_segments, read_segments, speech_frames
 
 
@@ -58,6 +58,7 @@ def test_containers_go_through_ffmpeg_and_its_absence_is_one_line(tmp_path, monk
     samples = np.concatenate(list(stream_audio(m4a, 16000)))
     assert abs(len(samples) / 16000 - 1.5) < 0.1  # the AAC encoder pads a few ms
     assert audio_duration(m4a) == pytest.approx(1.5, abs=0.1)
+    assert len(load_audio(m4a, 16000)) == len(samples)  # manifests may name such files too
     monkeypatch.setenv("PATH", str(tmp_path / "nothing-here"))
     with pytest.raises(AudioError, match=r"a.m4a: .m4a files are decoded by ffmpeg, which is not installed; "
                                           r"install it"):
