@@ -79,7 +79,8 @@ def _run_train(args) -> int:
 def _add_decoder_options(p) -> None:
     from asr.decode import registry
 
-    p.add_argument("--model", required=True, help="checkpoint (e.g. exp/best.pt)")
+    p.add_argument("--model", required=True,
+                   help="a model folder from `asr export` (e.g. exp/model) or a checkpoint (exp/best.pt)")
     p.add_argument("--decoder", default="auto", choices=["auto", *registry.names()],
                    help="auto: beam with the model's tuned LM if `asr tune-lm` saved one, else greedy; "
                         + "; ".join(f"{n}: {spec.help}" for n, spec in registry.DECODERS.items()))
@@ -230,7 +231,8 @@ def _add_transcribe(sub) -> None:
                                    "there and a re-run resumes; `torchrun --nproc_per_node N -m asr.cli "
                                    "transcribe ...` shares the files among N processes.")
     _add_decoder_options(p)
-    p.add_argument("inputs", nargs="+", metavar="INPUT")
+    p.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help="audio file, folder, JSONL manifest, or list file (.txt/.lst/.scp)")
     p.add_argument("--output-dir", "-o", help="write each file's outputs and ledger.jsonl here "
                                               "(default: print the text)")
     p.add_argument("--format", "-f", default="all", help=f"output formats, comma-separated: "
