@@ -1,6 +1,7 @@
 # Sourced by each recipe's run.sh after it sets its defaults: parses `--name value`
 # options into the variables of the same name (dashes become underscores), runs
-# stages (a stage runs when stage <= N <= stop_stage and its .done marker is absent)
+# stages (a stage runs when stage <= N <= stop_stage and its .done marker does not record
+# the options it would run with now)
 # and defines the stages every recipe shares: decode and score of data/<set>.jsonl for
 # each of the recipe's $sets (default "dev test") with exp/best.pt.
 
@@ -20,18 +21,62 @@ done
 
 log() { echo "$(date '+%F %T') ($(basename "$(pwd)")) $*" >&2; }
 
-# run_stage N MARKER FUNCTION [ARGS...]: run FUNCTION ARGS as stage N unless MARKER exists
-# (MARKER "-": always run, for steps that check their own parameters).
+# The recipe's options: the variables its run.sh sets before sourcing this file. Those that
+# only say how a stage runs (not what it makes) are left out of the stage markers.
+_recipe_options=$(sed -n '/^\. \.\.\/lib\.sh/q; s/^\([a-z_][a-z_0-9]*\)=.*/\1/p' "$(basename "$0")")
+_runtime_options=" stage stop_stage nj device ngpu "
+_upstream=""  # the options of the stages so far, in order
+
+# _bodies FUNCTION: the source of FUNCTION and of the functions it calls, recursively
+_bodies() {
+  local seen=" " todo=("$1") fn name
+  while [ ${#todo[@]} -gt 0 ]; do
+    fn=${todo[0]}; todo=("${todo[@]:1}")
+    case "$seen" in *" $fn "*) continue ;; esac
+    seen+="$fn "
+    declare -f "$fn"
+    for name in $(declare -f "$fn" | tail -n +2 | grep -oE '\b[a-z_][a-z_0-9]*\b' | sort -u); do
+      declare -F "$name" >/dev/null && todo+=("$name")
+    done
+  done
+}
+
+# stage_options FUNCTION [ARGS...]: "name=value" per recipe option that FUNCTION (or a function
+# it calls) reads, and its arguments: what the stage's marker records
+stage_options() {
+  local body name
+  body=$(_bodies "$1")
+  for name in $_recipe_options; do
+    case "$_runtime_options" in *" $name "*) continue ;; esac
+    if grep -qE "\\\$\{?$name([^a-z_0-9]|\$)" <<<"$body"; then printf '%s=%s\n' "$name" "${!name}"; fi
+  done
+  [ $# -lt 2 ] || printf 'args=%s\n' "${*:2}"
+}
+
+# run_stage N MARKER FUNCTION [ARGS...]: run FUNCTION ARGS as stage N unless MARKER records
+# that it ran with the same options, after earlier stages with the same options: a changed
+# option redoes its stages and every stage after them (MARKER "-": always run, for steps
+# that check their own parameters). The marker holds those options.
 run_stage() {
-  local n=$1 marker=$2 fn=$3
+  local n=$1 marker=$2 fn=$3 options
+  options=$(stage_options "$fn" "${@:4}"; [ -z "$_upstream" ] || echo "after: $(md5sum <<<"$_upstream" | cut -c1-12)")
+  _upstream+="$n $fn"$'\n'"$options"$'\n'
   if [ "$n" -lt "$stage" ] || [ "$n" -gt "$stop_stage" ]; then return 0; fi
   if [ "$marker" != - ] && [ -f "$marker" ]; then
-    log "stage $n ($fn): done already ($marker exists; delete it to redo)"; return 0
+    if [ "$(cat "$marker")" = "$options" ]; then
+      log "stage $n ($fn): done already ($marker; delete it to redo)"; return 0
+    fi
+    if [ ! -s "$marker" ]; then  # written before markers recorded options: adopt the current ones
+      printf '%s\n' "$options" > "$marker"
+      log "stage $n ($fn): done already ($marker, now recording its options)"; return 0
+    fi
+    log "stage $n ($fn): redo: options changed since it ran:" \
+      "$(diff <(cat "$marker") <(printf '%s\n' "$options") | sed -n 's/^> //p' | paste -sd ' ')"
   fi
   log "stage $n ($fn): start"
   local started=$SECONDS
   "$fn" "${@:4}"
-  if [ "$marker" != - ]; then mkdir -p "$(dirname "$marker")" && touch "$marker"; fi
+  if [ "$marker" != - ]; then mkdir -p "$(dirname "$marker")" && printf '%s\n' "$options" > "$marker"; fi
   log "stage $n ($fn): finished in $((SECONDS - started)) s"
 }
 
