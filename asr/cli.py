@@ -134,8 +134,10 @@ def _run_decode(args) -> int:
 
 
 def _add_scoring_inputs(p) -> None:
-    p.add_argument("--normalize", default="english", choices=["none", "basic", "english"],
-                   help="text normaliser for both sides (default english: the training normaliser)")
+    p.add_argument("--normalize", choices=["none", "basic", "english"],
+                   help="text normaliser for both sides (default: none when an input is a trn or Kaldi "
+                        "text file, as sclite scores them; english, the training normaliser that spells "
+                        "out numbers, when all are JSONL)")
     p.add_argument("--ref-format", choices=["jsonl", "kaldi", "trn"], help="default: detected")
     p.add_argument("--hyp-format", choices=["jsonl", "kaldi", "trn"], help="default: detected")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
@@ -155,10 +157,16 @@ def _add_score(sub) -> None:
 
 
 def _score_files(ref: str, hyp: str, args):
+    """Score `hyp` against `ref`. Without --normalize, first sets args.normalize from the formats
+    of every input (compare's two hypotheses too, so that A and B are scored alike)."""
     from asr.score import score
     from asr.text import NORMALIZERS
-    from asr.transcripts import read_speakers, read_transcripts
+    from asr.transcripts import default_normalization, read_speakers, read_transcripts, transcript_format
 
+    if args.normalize is None:
+        hyps = [getattr(args, name) for name in ("hyp", "hyp_a", "hyp_b") if hasattr(args, name)]
+        args.normalize = default_normalization(transcript_format(ref, args.ref_format),
+                                               *(transcript_format(h, args.hyp_format) for h in hyps))
     return score(read_transcripts(ref, args.ref_format), read_transcripts(hyp, args.hyp_format),
                  NORMALIZERS[args.normalize], speakers=read_speakers(ref), normalization=args.normalize,
                  seed=args.seed)
@@ -320,6 +328,19 @@ def _run_prepare(args) -> int:
     return 0
 
 
+def _add_combine(sub) -> None:
+    p = sub.add_parser("combine", help="combine JSONL manifests into one (audio paths relative to it)")
+    p.add_argument("out", help="the manifest to write, e.g. data/train.jsonl")
+    p.add_argument("inputs", nargs="+", help="the manifests to combine (ids must differ)")
+
+
+def _run_combine(args) -> int:
+    from asr.data import combine_manifests
+
+    print(f"{args.out}: {combine_manifests(args.out, args.inputs)} utterances", file=sys.stderr)
+    return 0
+
+
 def _add_average(sub) -> None:
     p = sub.add_parser("average", help="average the weights of several checkpoints of one run")
     p.add_argument("checkpoints", nargs="+",
@@ -450,6 +471,7 @@ COMMANDS = {
     "transcribe": (_add_transcribe, _run_transcribe),
     "average": (_add_average, _run_average),
     "prepare": (_add_prepare, _run_prepare),
+    "combine": (_add_combine, _run_combine),
     "results": (_add_results, _run_results),
     "lm": (_add_lm, _run_lm),
     "tune-lm": (_add_tune_lm, _run_tune_lm),

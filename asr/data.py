@@ -59,6 +59,33 @@ def write_jsonl(path: str | Path, rows: list[dict]) -> None:
     write_text(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
 
 
+def write_manifest(path: str | Path, rows: list[dict]) -> None:
+    """Write manifest rows atomically. Audio inside the manifest's folder is stored relative
+    to it, so that a moved or copied data folder still works; audio elsewhere, absolute."""
+    folder = Path(path).resolve().parent
+
+    def stored(audio: str) -> str:
+        audio = Path(audio).resolve()
+        return str(audio.relative_to(folder)) if audio.is_relative_to(folder) else str(audio)
+
+    write_jsonl(path, [{**row, "audio_filepath": stored(row["audio_filepath"])} for row in rows])
+
+
+def combine_manifests(out: str | Path, inputs: list[str | Path]) -> int:
+    """Write the rows of `inputs` into the manifest `out` (paths made relative to it); ids must
+    be unique across them. Returns the row count."""
+    rows, source = [], {}
+    for path in inputs:
+        for row in read_manifest(path):
+            if row["id"] in source:
+                raise ValueError(f"{path}: id {row['id']!r} is also in {source[row['id']]}; "
+                                 "combine manifests whose ids differ")
+            source[row["id"]] = path
+            rows.append(row)
+    write_manifest(out, rows)
+    return len(rows)
+
+
 def ctc_min_frames(tokens: list[int]) -> int:
     """Frames CTC needs for a label sequence: one per token plus a blank between repeats."""
     repeats = sum(1 for a, b in zip(tokens, tokens[1:]) if a == b)

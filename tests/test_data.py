@@ -1,6 +1,9 @@
 import json
+from pathlib import Path
 
+import numpy as np
 import pytest
+import soundfile
 
 from asr.data import BucketBatchSampler, SpeechDataset, ctc_min_frames, read_manifest
 from asr.text import CharTokenizer
@@ -60,3 +63,23 @@ def test_bucket_sampler_budget_coverage_and_order():
 def test_bucket_sampler_rejects_utterance_over_budget():
     with pytest.raises(ValueError, match="longer than --max-batch-seconds"):
         BucketBatchSampler([1.0, 50.0], max_batch_seconds=20.0)
+
+
+def test_manifests_store_relative_paths_and_survive_a_move(tmp_path):
+    from asr.cli import main
+    from asr.data import write_manifest
+
+    for name in ("a", "b"):
+        (tmp_path / "data" / name / "wav").mkdir(parents=True)
+        wav = tmp_path / "data" / name / "wav" / f"{name}.wav"
+        soundfile.write(wav, np.zeros(1600, np.float32), 16000)
+        write_manifest(tmp_path / "data" / name / "m.jsonl",
+                       [{"id": name, "audio_filepath": str(wav), "duration": 0.1, "text": name}])
+    assert json.loads((tmp_path / "data/a/m.jsonl").read_text())["audio_filepath"] == "wav/a.wav"
+    assert main(["combine", str(tmp_path / "data/all.jsonl"), str(tmp_path / "data/a/m.jsonl"),
+                 str(tmp_path / "data/b/m.jsonl")]) == 0
+    (tmp_path / "data").rename(tmp_path / "moved")
+    rows = read_manifest(tmp_path / "moved" / "all.jsonl")
+    assert [Path(r["audio_filepath"]).is_file() for r in rows] == [True, True]
+    assert main(["combine", str(tmp_path / "x.jsonl"), str(tmp_path / "moved/all.jsonl"),
+                 str(tmp_path / "moved/a/m.jsonl")]) == 2  # id "a" twice: a one-line error

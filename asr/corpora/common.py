@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from asr import tts
 from asr.audio import save_audio
-from asr.data import write_jsonl
+from asr.data import write_manifest
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +129,7 @@ def _speak_split(pool, split: str, utts: list[Utterance], manifest: Path) -> Non
              "duration": round(samples[u.id] / SAMPLE_RATE, 3),
              "text": u.text, "speaker": u.voice.speaker_id, "engine": u.voice.engine}
             for u, path in work if u.id in samples]
-    write_jsonl(manifest, rows)
+    write_manifest(manifest, rows)
     log.info("%s: %d utterances, %.2f h, %d speakers -> %s", split, len(rows),
              sum(r["duration"] for r in rows) / 3600, len({r["speaker"] for r in rows}),
              manifest)

@@ -74,7 +74,7 @@ def prepare_librivox(out_dir: str | Path, data_dir: str | Path = DATA_DIR,
     Audio paths are absolute paths to the installed files in `data_dir`. Idempotent: a rerun
     writes the same manifests (atomically). Returns set name -> manifest path.
     """
-    from asr.data import write_jsonl
+    from asr.data import write_manifest
 
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     if not data_dir.is_dir():
@@ -86,7 +86,7 @@ def prepare_librivox(out_dir: str | Path, data_dir: str | Path = DATA_DIR,
         rows = _rows(data_dir, folder, transcription, prefix)
         out_dir.mkdir(parents=True, exist_ok=True)
         manifests[name] = out_dir / f"{name}.jsonl"
-        write_jsonl(manifests[name], rows)
+        write_manifest(manifests[name], rows)
         log.info("%s: %d utterances, %.1f s -> %s", name, len(rows),
                  sum(r["duration"] for r in rows), manifests[name])
     return manifests

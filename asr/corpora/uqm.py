@@ -176,7 +176,7 @@ def prepare_uqm(out_dir: str | Path, data_dir: str | Path = DATA_DIR,
     """Write the UQM corpus to `out_dir` (see the module docstring); idempotent: returns at
     once when `out_dir` holds a corpus made with the same options. Returns split -> manifest."""
     from asr.corpora.common import is_completed, mark_completed, start_fresh  # torch: import late
-    from asr.data import write_jsonl
+    from asr.data import write_manifest
 
     out_dir, data_dir = Path(out_dir), Path(data_dir)
     manifests = {split: out_dir / f"{split}.jsonl" for split in ("train", "dev", "test", "test_clips")}
@@ -257,7 +257,7 @@ def prepare_uqm(out_dir: str | Path, data_dir: str | Path = DATA_DIR,
     for split, path in manifests.items():
         if not rows[split]:
             raise ValueError(f"{data_dir}: UQM {split} set came out empty; check --dev-races/--test-races")
-        write_jsonl(path, rows[split])
+        write_manifest(path, rows[split])
         log.info("uqm %s: %d utterances, %.2f h, %d characters", split, len(rows[split]),
                  sum(r["duration"] for r in rows[split]) / 3600, len({r["speaker"] for r in rows[split]}))
     lm_lines = [r["text"] for r in rows["train"]] + unvoiced

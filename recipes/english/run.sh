@@ -61,12 +61,12 @@ prepare() {
     --engine-hours "mbrola=$(share .18),rhvoice=$(share .18),piper=$(share .09)"
   asr prepare uqm --out data/uqm --data-dir "$uqm_dir"
   asr prepare librivox --out data/librivox --data-dir "$librivox_dir"
-  cat data/synth/train.jsonl data/uqm/train.jsonl > data/train.jsonl
-  cat data/synth/dev.jsonl data/uqm/dev.jsonl > data/dev.jsonl
-  cp data/synth/test.jsonl data/synth-test.jsonl
-  cp data/uqm/test_clips.jsonl data/uqm-test.jsonl
-  cp data/uqm/test.jsonl data/uqm-test-all.jsonl
-  cp data/librivox/test.jsonl data/librivox.jsonl
+  asr combine data/train.jsonl data/synth/train.jsonl data/uqm/train.jsonl
+  asr combine data/dev.jsonl data/synth/dev.jsonl data/uqm/dev.jsonl
+  asr combine data/synth-test.jsonl data/synth/test.jsonl
+  asr combine data/uqm-test.jsonl data/uqm/test_clips.jsonl
+  asr combine data/uqm-test-all.jsonl data/uqm/test.jsonl
+  asr combine data/librivox.jsonl data/librivox/test.jsonl
   cat data/synth/lm_train.txt data/uqm/lm_train.txt > data/lm_train.txt
 }
 
