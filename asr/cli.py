@@ -313,18 +313,57 @@ def _print_transcripts(results, count: int, fmt: str) -> int:
 def _add_prepare(sub) -> None:
     from asr import corpora
 
-    p = sub.add_parser("prepare", help="prepare a corpus: manifests (and audio) under --out",
-                       description="`asr prepare NAME --help` lists the corpus's options")
-    p.add_argument("corpus", choices=corpora.names())
+    p = sub.add_parser("prepare", help="prepare a corpus: manifests (and audio) under --out; or "
+                                       "--report on a manifest",
+                       description="`asr prepare NAME --help` lists the corpus's options. "
+                                   "`asr prepare --report MANIFEST` checks a manifest before training.")
+    p.add_argument("corpus", nargs="?", choices=corpora.names())
     p.add_argument("options", nargs=argparse.REMAINDER, help="--out DIR and the corpus's options")
+    report = p.add_argument_group("report (instead of a corpus)")
+    report.add_argument("--report", metavar="MANIFEST", help="hours, speakers, durations, characters "
+                        "the tokenizer lacks, utterances CTC cannot align, bad files, disk needed")
+    report.add_argument("--model", help="take the tokenizer and model shape from this model")
+    report.add_argument("--size", default="small", choices=list(SIZES), help="else this model size")
+    report.add_argument("--subsampling", default="stack", choices=["stack", "conv"])
+    report.add_argument("--subsampling-factor", type=int, default=2)
+    report.add_argument("--epochs", type=int, default=10, help="epochs of checkpoints to count")
+    report.add_argument("--png", help="write the duration histogram here (default: beside the manifest)")
+    report.add_argument("--json", action="store_true", help="print the report as JSON")
 
 
 def _run_prepare(args) -> int:
     from asr import corpora
 
+    if args.report:
+        return _run_report(args)
+    if args.corpus is None:
+        raise ValueError("name a corpus (asr prepare NAME --out DIR) or give --report MANIFEST")
     options = vars(corpora.option_parser(args.corpus).parse_args(args.options))
     for split, path in corpora.prepare(args.corpus, options.pop("out"), **options).items():
         print(f"{split}: {path}")
+    return 0
+
+
+def _run_report(args) -> int:
+    from pathlib import Path
+
+    from asr.report import format_report, manifest_report, plot_histogram
+    from asr.text import CharTokenizer
+
+    if args.model:
+        from asr.checkpoint import load_checkpoint
+
+        state = load_checkpoint(args.model)
+        tokenizer = CharTokenizer.from_dict(state["tokenizer"])
+        config = ModelConfig.from_dict(state["config"])
+    else:
+        tokenizer = CharTokenizer()
+        config = ModelConfig.from_size(args.size, len(tokenizer), subsampling=args.subsampling,
+                                       subsampling_factor=args.subsampling_factor)
+    report = manifest_report(args.report, tokenizer, config, args.epochs)
+    png = Path(args.png or Path(args.report).with_suffix(".durations.png"))
+    plot_histogram(report, png)
+    print(json.dumps(report) if args.json else format_report(report) + f"\nhistogram: {png}")
     return 0
 
 
