@@ -1,6 +1,7 @@
 """Reading transcripts for scoring: JSONL manifests, Kaldi `text` files and sclite `trn` files.
 
-- JSONL: one object per line with string "id" and "text" (and optionally "speaker").
+- JSONL: one object per line with string "id" and "text" (and optionally "speaker"); a NeMo
+  manifest line without "id" takes its id from "audio_filepath", as asr.data.read_manifest does.
 - Kaldi: `UTT-ID words...` (an id alone means an empty transcript).
 - trn: `words... (UTT-ID)`, the id in parentheses at the end of the line.
 
@@ -18,15 +19,22 @@ _JSONL_FIX = 'each line must be one JSON object like {"id": "utt1", "text": "som
 _TRN_LINE = re.compile(r"^(.*?)\s*\(([^()\s]+)\)\s*$")
 
 
+def jsonl_id(obj: dict) -> str | None:
+    """A JSONL line's id: "id", else the stem of "audio_filepath" (NeMo manifests), else None."""
+    if "id" in obj:
+        return obj["id"]
+    audio = obj.get("audio_filepath")
+    return Path(audio).stem if isinstance(audio, str) else None
+
+
 def _parse_jsonl(line: str) -> tuple[str, str]:
     try:
         obj = json.loads(line)
     except json.JSONDecodeError as e:
         raise ValueError(f"invalid JSON ({e.msg}); {_JSONL_FIX}") from None
-    if not (isinstance(obj, dict) and isinstance(obj.get("id"), str)
-            and isinstance(obj.get("text"), str)):
-        raise ValueError(f'needs string "id" and "text" fields; {_JSONL_FIX}')
-    return obj["id"], obj["text"]
+    if not (isinstance(obj, dict) and isinstance(jsonl_id(obj), str) and isinstance(obj.get("text"), str)):
+        raise ValueError(f'needs string "id" (or "audio_filepath") and "text" fields; {_JSONL_FIX}')
+    return jsonl_id(obj), obj["text"]
 
 
 def _parse_kaldi(line: str) -> tuple[str, str]:
@@ -60,6 +68,18 @@ def detect_format(path: str | Path, lines: list[str]) -> str:
     return "kaldi"
 
 
+def transcript_format(path: str | Path, fmt: str | None = None) -> str:
+    """The format read_transcripts reads `path` as: `fmt` when given, else detected."""
+    return fmt or detect_format(path, _lines(path))
+
+
+def default_normalization(*formats: str) -> str:
+    """The scoring normaliser for inputs of these formats: "none" when any is a trn or Kaldi
+    text file (as sclite scores them: `w12` stays `w12`), else "english" (JSONL manifests:
+    the training normaliser)."""
+    return "none" if {"trn", "kaldi"} & set(formats) else "english"
+
+
 def _lines(path: str | Path) -> list[str]:
     path = Path(path)
     if not path.is_file():
@@ -83,8 +103,10 @@ def read_transcripts(path: str | Path, fmt: str | None = None) -> dict[str, str]
         except ValueError as e:
             raise ValueError(f"{path}:{n}: {e} (read as {fmt})") from None
         if uid in line_of:
+            derived = "; this one comes from the audio file name: give the lines \"id\"s (`asr prepare " \
+                "nemo` does)" if fmt == "jsonl" and "id" not in json.loads(line) else ""
             raise ValueError(f"{path}:{n}: duplicate id {uid!r} (first on line {line_of[uid]});"
-                             " ids must be unique, remove or rename one of them")
+                             " ids must be unique, remove or rename one of them" + derived)
         line_of[uid] = n
         texts[uid] = text
     return texts
@@ -105,7 +127,7 @@ def read_speakers(path: str | Path) -> dict[str, str]:
             if line.strip():
                 obj = json.loads(line)
                 if isinstance(obj.get("speaker"), str):
-                    speakers[obj["id"]] = obj["speaker"]
+                    speakers[jsonl_id(obj)] = obj["speaker"]
     return speakers
 
 

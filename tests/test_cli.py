@@ -24,7 +24,7 @@ def test_score_json_summary(tmp_path):
     ref, hyp = tmp_path / "ref.txt", tmp_path / "hyp.jsonl"
     ref.write_text("a The cat sat.\nb One 2 three\n")
     hyp.write_text(json.dumps({"id": "a", "text": "the hat sat on"}) + "\n")
-    proc = _asr("score", "--json", str(ref), str(hyp))
+    proc = _asr("score", "--json", str(ref), str(hyp), "--normalize", "english")  # Kaldi ref: default none
     summary = json.loads(proc.stdout)
     # a: 1 substitution + 1 insertion; b: missing hypothesis = 3 deletions
     assert (summary["substitutions"], summary["deletions"], summary["insertions"]) == (1, 3, 1)

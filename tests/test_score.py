@@ -188,10 +188,12 @@ def test_cli_score_formats_normalisation_and_json_file(tmp_path):
     ref.write_text(json.dumps({"id": "u1", "text": "Two cats.", "speaker": "ann"}) + "\n"
                    + json.dumps({"id": "u2", "text": "a dog", "speaker": "bob"}) + "\n")
     hyp.write_text("2 cats (u1)\na log (u2)\n")
-    english = _cli("score", str(ref), str(hyp), "--format", "json", "--json-out", str(tmp_path / "r.json"))
-    report = json.loads(english.stdout)
+    default = _cli("score", str(ref), str(hyp), "--format", "json", "--json-out", str(tmp_path / "r.json"))
+    report = json.loads(default.stdout)
     assert report == json.loads((tmp_path / "r.json").read_text())
-    assert report["normalization"] == "english" and report["substitutions"] == 1  # dog -> log
+    assert report["normalization"] == "none" and report["substitutions"] == 3  # a trn side: as sclite
+    english = json.loads(_cli("score", str(ref), str(hyp), "--json", "--normalize", "english").stdout)
+    assert english["normalization"] == "english" and english["substitutions"] == 1  # dog -> log
     assert [g["group"] for g in report["by_speaker"]] == ["ann", "bob"]  # from the manifest
     assert report["utterances"][1]["marks"].strip() == "S"
     lo, hi = report["wer_95ci"]
