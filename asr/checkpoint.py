@@ -21,6 +21,7 @@ import torch
 from asr.atomic import atomic_path
 from asr.model import CTCModel, ModelConfig
 from asr.text import CharTokenizer
+from asr.tokenizers import tokenizer_from_dict
 
 FORMAT, VERSION = "asr-model", 1  # config.json's "format" and "version" in an exported folder
 CONFIG, WEIGHTS, ONNX = "config.json", "model.safetensors", "model.onnx"
@@ -109,7 +110,7 @@ def model_from_state(state: dict, device: str | torch.device = "cpu"):
     """The model (eval mode) and tokenizer of a loaded checkpoint."""
     model = CTCModel(ModelConfig.from_dict(state["config"]))
     model.load_state_dict(state["model"])
-    return model.to(device).eval(), CharTokenizer.from_dict(state["tokenizer"])
+    return model.to(device).eval(), tokenizer_from_dict(state["tokenizer"])
 
 
 def average_checkpoints(paths: list[str | Path]) -> dict:

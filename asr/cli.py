@@ -45,6 +45,11 @@ def _add_train(sub) -> None:
     p.add_argument("--init-from", default=default["init_from"], metavar="CKPT",
                    help="start from this model's weights and CMVN (e.g. a model trained on other "
                         "data) with a fresh optimizer and schedule; same size and tokens")
+    p.add_argument("--tokenizer", default=default["tokenizer"], choices=["chars", "sentencepiece"],
+                   help="output units: characters, or sentencepiece pieces learnt from the training "
+                        "transcripts (stored in the model; pieces allow --subsampling-factor 4)")
+    p.add_argument("--vocab-size", type=int, default=default["vocab_size"], help="sentencepiece pieces")
+    p.add_argument("--piece-type", default=default["piece_type"], choices=["unigram", "bpe"])
     p.add_argument("--augment", default=default["augment"], metavar="NAME=PROB,...",
                    help="waveform augmentation of training audio, each with a probability: speed, "
                         "noise, reverb, telephone, gain (e.g. speed=0.5,noise=0.4,reverb=0.3), or the "
@@ -349,12 +354,13 @@ def _run_report(args) -> int:
 
     from asr.report import format_report, manifest_report, plot_histogram
     from asr.text import CharTokenizer
+    from asr.tokenizers import tokenizer_from_dict
 
     if args.model:
         from asr.checkpoint import load_checkpoint
 
         state = load_checkpoint(args.model)
-        tokenizer = CharTokenizer.from_dict(state["tokenizer"])
+        tokenizer = tokenizer_from_dict(state["tokenizer"])
         config = ModelConfig.from_dict(state["config"])
     else:
         tokenizer = CharTokenizer()

@@ -74,4 +74,7 @@ class TrainConfig:
     log_interval: int = 50  # steps between loss reports (TensorBoard, progress bar, log)
     preflight: bool = True  # on GPU, run the largest possible batch once before training
     init_from: str = ""  # start from this checkpoint's weights and CMVN (fine-tuning); fresh optimizer
+    tokenizer: str = "chars"  # "chars", or "sentencepiece" pieces learnt from the training text
+    vocab_size: int = 256  # sentencepiece pieces
+    piece_type: str = "unigram"  # sentencepiece's "unigram" or "bpe"
     augment: str = ""  # on-the-fly waveform augmentation, e.g. "speed=0.5,noise=0.4" (asr.augment)

@@ -47,7 +47,8 @@ from asr.inference import decode_dataset
 from asr.model import CTCModel, ModelConfig
 from asr.preflight import fitting_budget, worst_case_batch
 from asr.score import score
-from asr.text import CharTokenizer, normalize
+from asr.text import normalize
+from asr.tokenizers import tokenizer_from_dict, train_tokenizer
 
 log = logging.getLogger("asr.train")
 
@@ -80,6 +81,25 @@ def estimate_cmvn(model: CTCModel, dataset: SpeechDataset, max_utterances: int, 
         total_sq += (feats**2).sum(0)
         count += feats.shape[0]
     model.cmvn.set_stats(total, total_sq, count)
+
+
+def init_state(cfg: TrainConfig) -> dict | None:
+    """The --init-from checkpoint, whose tokenizer the run keeps."""
+    return load_checkpoint(cfg.init_from) if cfg.init_from else None
+
+
+def make_tokenizer(cfg: TrainConfig, state: dict | None, dist: Distributed):
+    """The tokenizer of a resumed or initialising checkpoint, else one learnt from the training
+    transcripts (`cfg.tokenizer`: chars, or sentencepiece pieces; rank 0 learns, all use it)."""
+    if state is not None:
+        return tokenizer_from_dict(state["tokenizer"])
+    tokenizer = None
+    if dist.is_main:
+        texts = [normalize(e["text"]) for e in read_manifest(cfg.train_manifest)]
+        tokenizer = train_tokenizer(cfg.tokenizer, texts, cfg.vocab_size, cfg.piece_type).to_dict()
+    tokenizer = tokenizer_from_dict(dist.broadcast(tokenizer))
+    log.info("tokenizer: %s, %d tokens", cfg.tokenizer, len(tokenizer))
+    return tokenizer
 
 
 def init_weights(model: CTCModel, checkpoint: str) -> None:
@@ -244,7 +264,7 @@ def _train(cfg: TrainConfig, dist: Distributed) -> dict:
 
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
-    tokenizer = CharTokenizer()
+    tokenizer = make_tokenizer(cfg, resume_state or init_state(cfg), dist)
     model_config = ModelConfig.from_size(cfg.size, len(tokenizer), **cfg.model_overrides)
     if resume_state and ModelConfig.from_dict(resume_state["config"]) != model_config:
         raise ValueError(f"{last_path}: was trained with another model config than this command "

@@ -199,7 +199,7 @@ def word_timings(log_probs: torch.Tensor, tokens: list[int], tokenizer, frame_se
                  for i, t in enumerate(tokens)]
     else:
         spans = [(s.token, s.start, s.end, s.score) for s in AF.merge_tokens(path[0], scores[0].exp())]
-    separator = tokenizer.encode(" ")[0]
+    separator = tokenizer.vocab.index(" ")
     words, current = [], []
     for span in [*spans, (separator, 0, 0, 0.0)]:
         if span[0] != separator:

@@ -58,6 +58,7 @@ from asr.decoding import saved_lm
 from asr.inference import compute_log_probs, decode_log_probs
 from asr.score import score
 from asr.text import CharTokenizer, normalize
+from asr.tokenizers import tokenizer_from_dict
 
 log = logging.getLogger("bench_decode")
 
@@ -126,13 +127,13 @@ def has_beam(name: str) -> bool:
     return name == "pyctcdecode" or "beam_size" in get_spec(name).option_names
 
 
-def worker(rank: int, share: tuple, vocab: list[str], conn, barrier) -> None:
+def worker(rank: int, share: tuple, tokenizer_state: dict, conn, barrier) -> None:
     """Decode this worker's share for each spec received on `conn`; None ends the loop.
 
     Replies ("ok", {id: text}, decode seconds of each pass) or ("error", traceback)."""
     os.dup2(2, 1)  # libraries that print (kenlm) must not reach the parent's stdout
     torch.set_num_threads(1)
-    tokenizer = CharTokenizer(vocab)
+    tokenizer = tokenizer_from_dict(tokenizer_state)
     log_probs = unpack(*share)
     longest = sorted(log_probs, key=lambda i: -len(log_probs[i]))[:WARMUP_UTTERANCES]
     warmup = {i: log_probs[i] for i in longest}
@@ -156,7 +157,7 @@ def worker(rank: int, share: tuple, vocab: list[str], conn, barrier) -> None:
 class Workers:
     """`n` single-threaded spawned processes, each holding one share of the utterances."""
 
-    def __init__(self, shares: list[tuple], vocab: list[str]):
+    def __init__(self, shares: list[tuple], tokenizer_state: dict):
         ctx = mp.get_context("spawn")  # no fork after CUDA or OpenMP in this process
         self.barrier = ctx.Barrier(len(shares))
         self.conns, self.procs = [], []
@@ -165,7 +166,7 @@ class Workers:
         try:
             for rank, share in enumerate(shares):
                 parent, child = ctx.Pipe()
-                proc = ctx.Process(target=worker, args=(rank, share, vocab, child, self.barrier),
+                proc = ctx.Process(target=worker, args=(rank, share, tokenizer_state, child, self.barrier),
                                    daemon=True)
                 proc.start()
                 child.close()
@@ -329,7 +330,7 @@ def main(argv: list[str] | None = None) -> dict:
     runs += [(name, beam) for beam in args.beams for name in args.decoders if has_beam(name)]
     rows = []
     shares = [pack(log_probs, ids) for ids in split_shares(log_probs, args.threads)]
-    workers = Workers(shares, tokenizer.vocab)
+    workers = Workers(shares, tokenizer.to_dict())
     try:
         for name, beam in runs:
             spec = {"decoder": name, "beam": beam, "lm": lm_path if name in LM_DECODERS else None,

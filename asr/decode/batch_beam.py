@@ -6,7 +6,7 @@ A prefix carries two acoustic log-scores, `pb` (its alignments ending in blank) 
     logaddexp(pb, pnb) + alpha * log P_lm(words) + beta * words + oov_penalty * oov_words
         + look-ahead of the partial word
 
-Lexicon-free: tokens are characters (any unit set with a word-separator token works); a
+Lexicon-free: tokens are characters or word pieces (any unit set with a word-separator token); a
 word is scored by the LM when the separator (or the utterance end) completes it, and a
 partial word that stops being the prefix of any LM word pays `oov_penalty` at once. Until
 it ends, a partial word carries a look-ahead, alpha * the best unigram log-prob of the LM
@@ -121,13 +121,14 @@ class Beams:
 
 
 def spell_words(lm, tokenizer) -> dict[int, list[int]]:
-    """LM word id -> its tokens, for the LM's words the tokenizer spells one token per
-    character (special and unspellable words left out)."""
+    """LM word id -> its tokens, for the LM's words the tokenizer can spell (special words and
+    words with characters it lacks left out)."""
     spellings = {}
     for word_id, word in enumerate(lm.words):
         tokens = tokenizer.encode(word) if word not in ("<s>", "</s>", "<unk>") else []
-        if tokens and len(tokens) == len(word):
+        if tokens and tokenizer.decode(tokens) == word:
             spellings[word_id] = tokens
+    tokenizer.oov.clear()  # unspellable LM words are not the training text's problem
     return spellings
 
 
@@ -229,7 +230,7 @@ class BeamSearchDecoder:
         self.spellings = spell_words(lm, tokenizer) if lm is not None else {}
         self.lexicon = (WordLexicon(self.spellings, lm.log_probs[0].cpu(), lm.unk_id)
                         if lm is not None else None)
-        self.separator = tokenizer.encode(separator)[0] if tokenizer is not None else -1
+        self.separator = tokenizer.vocab.index(separator) if tokenizer is not None else -1
         self.engine, self.lookahead, self.recombine = engine, lookahead, recombine
         self.beam_threshold = beam_threshold
         self._native = None

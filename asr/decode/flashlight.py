@@ -140,9 +140,14 @@ class FlashlightDecoder:
 
     @staticmethod
     def _spell(tokenizer: CharTokenizer, words: list[str]) -> dict[str, str]:
-        """word -> flashlight spelling ("h e l l o |"), for the words the tokenizer can spell."""
-        letters = set(tokenizer.vocab[1:]) - {" "}
-        spellings = {w: " ".join(w) + f" {SEP}" for w in dict.fromkeys(words) if w and set(w) <= letters}
+        """word -> flashlight spelling ("h e l l o |", or its pieces "he llo |"), for the words
+        the tokenizer can spell."""
+        spellings = {}
+        for word in dict.fromkeys(words):
+            tokens = tokenizer.encode(word)
+            if tokens and tokenizer.decode(tokens) == word:
+                spellings[word] = " ".join(tokenizer.vocab[t] for t in tokens) + f" {SEP}"
+        tokenizer.oov.clear()
         skipped = len(dict.fromkeys(words)) - len(spellings)
         if skipped:
             log.warning("flashlight lexicon: skipped %d of %d words with characters outside the "
