@@ -70,7 +70,7 @@ def _run_train(args) -> int:
     from asr.train import TrainConfig, train
 
     overrides = {f.name: getattr(args, f.name) for f in fields(ModelConfig)
-                 if getattr(args, f.name, None) is not None}
+                 if f.name not in ("vocab_size", "sample_rate") and getattr(args, f.name, None) is not None}
     overrides.update({k: v == "true" for k, v in overrides.items() if v in ("true", "false")})
     options = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}
     cfg = TrainConfig(**{**options, "train_manifest": args.train, "dev_manifest": args.dev,

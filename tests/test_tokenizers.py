@@ -85,13 +85,13 @@ def test_word_times_group_pieces_into_words(pieces):
 
 def test_training_learns_pieces_and_stores_them_in_the_model(noise_corpus, tmp_path):
     from asr.checkpoint import load_model
-    from asr.train import TrainConfig, train
+    from asr.cli import main
 
     manifest = noise_corpus("train", 12)
-    cfg = TrainConfig(train_manifest=str(manifest), dev_manifest=str(manifest), exp_dir=str(tmp_path / "exp"),
-                      size="tiny", epochs=1, max_batch_seconds=8.0, num_workers=0, tokenizer="sentencepiece",
-                      vocab_size=8, model_overrides={"subsampling_factor": 4})
-    train(cfg)
+    assert main(["train", "--train", str(manifest), "--dev", str(manifest),
+                 "--exp-dir", str(tmp_path / "exp"), "--size", "tiny", "--epochs", "1",
+                 "--max-batch-seconds", "8", "--num-workers", "0",
+                 "--tokenizer", "sentencepiece", "--vocab-size", "8", "--subsampling-factor", "4"]) == 0
     model, tokenizer = load_model(tmp_path / "exp" / "best.pt")
     assert isinstance(tokenizer, SentencePieceTokenizer)
     assert model.config.vocab_size == len(tokenizer) and model.config.subsampling_factor == 4
