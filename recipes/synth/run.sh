@@ -34,7 +34,9 @@ decoder=auto  # beam search with the LM tuned in stage 3
 beam_size=10
 lm_order=3
 batch_seconds=50
-subsampling_factor=3  # 30 ms frames: characters at 200 words/min still fit
+subsampling_factor=3  # 30 ms frames: characters at 200 words/min still fit (pieces: 4)
+tokenizer=chars  # or sentencepiece: --tokenizer sentencepiece --vocab-size 256 --subsampling-factor 4
+vocab_size=256  # sentencepiece pieces
 lr=3e-3
 # light SpecAugment: a 20-minute CPU run underfits, so strong masking only slows it down
 augment="--freq-mask 15 --n-freq-masks 1 --time-mask 20 --n-time-masks 1"
@@ -47,6 +49,7 @@ train() {
   asr_train --train data/train.jsonl --dev data/dev.jsonl --exp-dir exp --size "$size" \
     --epochs "$epochs" --max-batch-seconds "$batch_seconds" --lr "$lr" --device "$device" \
     --subsampling stack --subsampling-factor "$subsampling_factor" --resume --num-workers 1 \
+    --tokenizer "$tokenizer" --vocab-size "$vocab_size" \
     $augment
 }
 
