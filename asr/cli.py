@@ -14,6 +14,8 @@ from asr.benchmark import run as _run_benchmark
 from asr.config import SIZES, ModelConfig, TrainConfig
 from asr.export import add_parser as _add_export
 from asr.export import run as _run_export
+from asr.kaldi_data import add_parser as _add_export_data
+from asr.kaldi_data import run as _run_export_data
 
 
 def _add_train(sub) -> None:
@@ -521,6 +523,7 @@ COMMANDS = {
     "lm": (_add_lm, _run_lm),
     "tune-lm": (_add_tune_lm, _run_tune_lm),
     "export": (_add_export, _run_export),
+    "export-data": (_add_export_data, _run_export_data),
 }
 
 
