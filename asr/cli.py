@@ -122,21 +122,44 @@ def _add_decode(sub) -> None:
     p.add_argument("--manifest", required=True)
     p.add_argument("--out", required=True, help='hypotheses JSONL: {"id", "text"} per line')
     p.add_argument("--max-batch-seconds", type=float, default=300.0)
+    p.add_argument("--timing-out", metavar="PATH",
+                   help="also write the decode's speed here as JSON: audio and wall-clock seconds (audio "
+                        "reading, features, model and search; not loading the model), RTFx, device, decoder")
 
 
 def _run_decode(args) -> int:
+    import time
+
+    import torch
+
+    from asr.atomic import write_text
     from asr.data import SpeechDataset, read_manifest, write_jsonl
-    from asr.inference import decode_dataset
+    from asr.inference import decode_dataset, model_device
 
     model, tokenizer, decoder = _load(args)
     dataset = SpeechDataset(read_manifest(args.manifest), tokenizer, model.config.sample_rate,
                             args.manifest)
+    device = model_device(model)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    sync()
+    start = time.perf_counter()
     hyps = decode_dataset(model, tokenizer, dataset, decoder, args.max_batch_seconds)
+    sync()
+    seconds = time.perf_counter() - start
     write_jsonl(args.out, [{"id": k, "text": v} for k, v in hyps.items()])
     skipped = len(dataset) - len(hyps)
     print(f"wrote {len(hyps)} hypotheses to {args.out}"
           + (f"; {skipped} unreadable files skipped (see the warnings)" if skipped else ""),
           file=sys.stderr)
+    if args.timing_out:
+        audio = sum(float(e["duration"]) for e in dataset.entries if e["id"] in hyps)
+        where = (f"{device} ({torch.cuda.get_device_name(device)})" if device.type == "cuda"
+                 else f"cpu, {torch.get_num_threads()} CPU threads")
+        write_text(args.timing_out, json.dumps({
+            "manifest": args.manifest, "utterances": len(hyps), "audio_seconds": round(audio, 3),
+            "seconds": round(seconds, 4), "rtfx": audio / seconds if seconds else None, "device": where,
+            "decoder": type(decoder).__name__ + (" + LM" if getattr(decoder, "lm", None) else ""),
+            "model": args.model}) + "\n")
     return 0
 
 
@@ -411,16 +434,24 @@ def _run_average(args) -> int:
 
 
 def _add_results(sub) -> None:
-    p = sub.add_parser("results", help="collect a recipe's scores into EXP_DIR/results.json")
+    p = sub.add_parser("results", help="collect a recipe's scores into EXP_DIR/results.json (and RESULTS.md)",
+                       description="Reads EXP_DIR/wer-summary-<set>.json (asr score --json-out) and, when "
+                                   "there, decode-time-<set>.json (asr decode --timing-out) for each set.")
     p.add_argument("exp_dir")
     p.add_argument("--model", required=True, help="the recipe's final model path")
     p.add_argument("--sets", nargs="+", default=["dev", "test"])
+    p.add_argument("--markdown", nargs="?", const="", metavar="PATH",
+                   help="also write RESULTS.md (default path EXP_DIR/RESULTS.md): the environment, then per "
+                        "set sclite's table, the WER with its 95%% CI, and the RTFx")
 
 
 def _run_results(args) -> int:
-    from asr.results import collect_results, format_table
+    from asr.results import collect_results, format_table, write_markdown
 
     print(format_table(collect_results(args.exp_dir, args.model, args.sets), args.sets))
+    if args.markdown is not None:
+        print(f"wrote {write_markdown(args.exp_dir, args.model, args.sets, args.markdown or None)}",
+              file=sys.stderr)
     return 0
 
 

@@ -89,16 +89,19 @@ asr_train() {
   fi
 }
 
-# decode [DECODER [TAG]]: data/<set>.jsonl -> exp/recogs-<set>TAG.jsonl with exp/best.pt
+# decode [DECODER [TAG]]: data/<set>.jsonl -> exp/recogs-<set>TAG.jsonl with exp/best.pt, and its
+# speed (RTFx) in exp/decode-time-<set>TAG.json
 decode() {
   local dec=${1:-$decoder} tag=${2:-}
   for set in ${sets:-dev test}; do
     asr decode --model exp/best.pt --manifest "data/$set.jsonl" --out "exp/recogs-$set$tag.jsonl" \
-      --decoder "$dec" --beam-size "${beam_size:-10}" --device "$device"
+      --decoder "$dec" --beam-size "${beam_size:-10}" --device "$device" \
+      --timing-out "exp/decode-time-$set$tag.json"
   done
 }
 
 # score [TAG ...]: score each decode (default: the untagged one), write exp/results.json
+# (`asr results exp --model exp/best.pt --sets ... --markdown` also writes exp/RESULTS.md)
 score() {
   local tags=("$@") scored=()
   [ ${#tags[@]} -gt 0 ] || tags=("")
