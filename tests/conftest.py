@@ -42,6 +42,7 @@ def spoken_model(tmp_path_factory):
     """A tiny model trained on ten sentences spoken by three espeak-ng voices, and their
     manifest: it recognises them (CER < 10 %), so transcription can be checked on meaning."""
     from asr.corpora.common import Utterance, synthesize_splits
+    from asr.data import read_manifest
     from asr.train import TrainConfig, train
     from asr.tts import english_voices
 
@@ -55,4 +56,4 @@ def spoken_model(tmp_path_factory):
         num_workers=0, model_overrides={"dropout": 0.0, "n_time_masks": 0, "n_freq_masks": 0})
     result = train(cfg)
     return {"model": root / "exp" / "best.pt", "manifest": manifest, "best_wer": result["best_wer"],
-            "rows": [json.loads(line) for line in manifest.read_text().splitlines()]}
+            "rows": read_manifest(manifest)}  # audio paths resolved

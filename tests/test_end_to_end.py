@@ -7,6 +7,7 @@ import sys
 
 from asr.checkpoint import load_checkpoint
 from asr.corpora.common import Utterance, synthesize_splits
+from asr.data import read_manifest
 from asr.score import score
 from asr.text import normalize
 from asr.train import TrainConfig, train
@@ -34,7 +35,7 @@ def test_train_then_transcribe(tmp_path):
     assert result["best_wer"] < 0.5
 
     # the CLI transcribes one training file and a broken one; the broken one fails alone
-    rows = [json.loads(line) for line in manifest.read_text().splitlines()]
+    rows = read_manifest(manifest)  # audio paths resolved
     broken = tmp_path / "broken.wav"
     broken.write_bytes(b"not audio")
     proc = subprocess.run(
