@@ -85,21 +85,14 @@ def normalize(text: str) -> str:
     return " ".join(text.split())
 
 
-class CharTokenizer:
-    """Characters of normalised English text; id 0 is the CTC blank.
-
-    Characters outside the vocabulary are skipped and counted in `self.oov`
-    so callers can report them; they are never dropped silently.
-    """
+class Tokenizer:
+    """What every tokenizer shares (asr.tokenizers): id 0 is the CTC blank, `vocab` holds each
+    token's text, and characters it cannot spell are skipped and counted in `self.oov` so
+    callers can report them; they are never dropped silently."""
 
     BLANK = "<blank>"
-
-    def __init__(self, vocab: list[str] | None = None):
-        self.vocab = vocab or [self.BLANK, " ", "'"] + [chr(c) for c in range(ord("a"), ord("z") + 1)]
-        if self.vocab[0] != self.BLANK:
-            raise ValueError(f"vocab[0] must be {self.BLANK!r}, got {self.vocab[0]!r}")
-        self._ids = {ch: i for i, ch in enumerate(self.vocab)}
-        self.oov: Counter[str] = Counter()
+    vocab: list[str]
+    oov: Counter[str]
 
     @property
     def blank_id(self) -> int:
@@ -107,6 +100,25 @@ class CharTokenizer:
 
     def __len__(self) -> int:
         return len(self.vocab)
+
+    def report_oov(self, source: str) -> None:
+        """Log (and reset) the characters skipped since the last report."""
+        if self.oov:
+            shown = ", ".join(f"{ch!r}×{n}" for ch, n in self.oov.most_common(20))
+            log.warning("%s: skipped %d out-of-vocabulary characters: %s",
+                        source, sum(self.oov.values()), shown)
+            self.oov.clear()
+
+
+class CharTokenizer(Tokenizer):
+    """Characters of normalised English text; " " is the word separator."""
+
+    def __init__(self, vocab: list[str] | None = None):
+        self.vocab = vocab or [self.BLANK, " ", "'"] + [chr(c) for c in range(ord("a"), ord("z") + 1)]
+        if self.vocab[0] != self.BLANK:
+            raise ValueError(f"vocab[0] must be {self.BLANK!r}, got {self.vocab[0]!r}")
+        self._ids = {ch: i for i, ch in enumerate(self.vocab)}
+        self.oov = Counter()
 
     def encode(self, text: str) -> list[int]:
         ids = []
@@ -120,14 +132,6 @@ class CharTokenizer:
 
     def decode(self, ids: list[int]) -> str:
         return " ".join("".join(self.vocab[i] for i in ids if i != 0).split())
-
-    def report_oov(self, source: str) -> None:
-        """Log (and reset) the characters skipped since the last report."""
-        if self.oov:
-            shown = ", ".join(f"{ch!r}×{n}" for ch, n in self.oov.most_common(20))
-            log.warning("%s: skipped %d out-of-vocabulary characters: %s",
-                        source, sum(self.oov.values()), shown)
-            self.oov.clear()
 
     def to_dict(self) -> dict:
         return {"type": "char", "vocab": list(self.vocab)}

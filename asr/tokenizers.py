@@ -16,18 +16,16 @@ from __future__ import annotations
 
 import base64
 import io
-import logging
 from collections import Counter
 from collections.abc import Iterable
 
-from asr.text import CharTokenizer
+from asr.text import CharTokenizer, Tokenizer
 
-log = logging.getLogger(__name__)
 BLANK, SEPARATOR = CharTokenizer.BLANK, " "
 KINDS = ("chars", "sentencepiece")
 
 
-class SentencePieceTokenizer:
+class SentencePieceTokenizer(Tokenizer):
     """Sentencepiece pieces within words, " " between them; id 0 blank, 1 " ", then the pieces."""
 
     def __init__(self, model_proto: bytes):
@@ -37,14 +35,7 @@ class SentencePieceTokenizer:
         self.sp = sentencepiece.SentencePieceProcessor(model_proto=model_proto)
         self.vocab = [BLANK, SEPARATOR] + [self.sp.id_to_piece(i) for i in range(self.sp.get_piece_size())]
         self.unk = self.sp.unk_id()
-        self.oov: Counter[str] = Counter()
-
-    @property
-    def blank_id(self) -> int:
-        return 0
-
-    def __len__(self) -> int:
-        return len(self.vocab)
+        self.oov = Counter()
 
     def encode(self, text: str) -> list[int]:
         ids: list[int] = []
@@ -60,14 +51,6 @@ class SentencePieceTokenizer:
     def decode(self, ids: list[int]) -> str:
         text = "".join(self.vocab[i] for i in ids if i > 0 and i - 2 != self.unk)
         return " ".join(text.replace("\u2581", " ").split())
-
-    def report_oov(self, source: str) -> None:
-        """Log (and reset) the characters skipped since the last report."""
-        if self.oov:
-            shown = ", ".join(f"{ch!r}×{n}" for ch, n in self.oov.most_common(20))
-            log.warning("%s: skipped %d characters the tokenizer cannot spell: %s",
-                        source, sum(self.oov.values()), shown)
-            self.oov.clear()
 
     def to_dict(self) -> dict:
         return {"type": "sentencepiece", "model": base64.b64encode(self.proto).decode("ascii"),
