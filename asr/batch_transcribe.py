@@ -58,6 +58,9 @@ def collect_inputs(inputs: list[str]) -> list[Item]:
                              "manifest or a list file")
     seen: dict[str, str] = {}
     for item in items:
+        if not item.id or item.id.startswith("/") or ".." in item.id.split("/"):
+            raise ValueError(f"{item.path}: its id {item.id!r} would put outputs outside --output-dir; "
+                             "give it a plain id (no leading '/', no '..')")
         if item.id in seen and seen[item.id] != item.path:
             raise ValueError(f"{item.path} and {seen[item.id]} both have the id {item.id!r}, so their "
                              "outputs would collide; give them in separate runs or a manifest with ids")

@@ -189,6 +189,10 @@ def test_manifests_and_list_files_are_inputs(spoken_model, tmp_path, capsys):
                  str(manifest), "--format", "json"]) == 0
     printed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert sorted(p["id"] for p in printed) == sorted(["first", rows[1]["id"], "third"])
+    manifest.write_text(json.dumps({"id": "../escape", "audio_filepath": rows[2]["audio_filepath"]}) + "\n")
+    model = str(spoken_model["model"])
+    assert main(["transcribe", "--model", model, str(manifest), "-o", str(tmp_path)]) == 2
+    assert "would put outputs outside --output-dir" in capsys.readouterr().err
 
 
 def test_torchrun_shares_the_files_and_merges_one_ledger(spoken_model, tmp_path):
