@@ -10,6 +10,7 @@
 # Prints one line per model: name, training seconds, dev/test WER greedy and with the LM.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+[ ! -x .venv/bin/asr ] || export PATH="$PWD/.venv/bin:$PATH"
 out=$(realpath -m "${1:-recipes/synth/exp-units}")
 shift || true
 runs=("$@")
