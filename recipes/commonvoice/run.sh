@@ -33,7 +33,8 @@ beam_size=10
 lm_order=3
 batch_seconds=50
 subsampling_factor=3  # 30 ms frames: characters at 200 words/min still fit
-tokenizer=chars  # or sentencepiece (if this asr's train has --tokenizer)
+tokenizer=chars  # or sentencepiece (with --subsampling-factor 4)
+vocab_size=256  # sentencepiece pieces
 lr=3e-3
 . ../lib.sh  # options, run_stage, and the shared decode and score stages
 
@@ -52,12 +53,10 @@ prepare() {
 lm() { asr lm build data/lm_train.txt --order "$lm_order" --out exp/lm/lm.arpa; }
 
 train() {
-  local tokenizer_option=()  # --tokenizer only where this asr's train has it
-  case $(asr train --help) in *--tokenizer*) tokenizer_option=(--tokenizer "$tokenizer") ;; esac
   asr_train --train data/train.jsonl --dev data/dev.jsonl --exp-dir exp --size "$size" \
     --epochs "$epochs" --max-batch-seconds "$batch_seconds" --lr "$lr" --device "$device" \
     --subsampling stack --subsampling-factor "$subsampling_factor" --resume --num-workers 1 \
-    "${tokenizer_option[@]}"
+    --tokenizer "$tokenizer" --vocab-size "$vocab_size"
 }
 
 tune() {

@@ -50,7 +50,7 @@ lm_order=3
 lm_max_sentences=0  # > 0: the LM learns only the first N sentences of data/lm_train.txt
 batch_seconds=300
 subsampling_factor=3  # 30 ms frames: characters of read speech fit
-tokenizer=chars  # or sentencepiece (with --subsampling-factor 4), where this asr's train has it
+tokenizer=chars  # or sentencepiece (with --subsampling-factor 4)
 vocab_size=256  # sentencepiece pieces
 lr=2e-3
 . ../lib.sh  # options, run_stage, and the shared decode and score stages
@@ -85,14 +85,10 @@ lm() {
 }
 
 train() {
-  local tokenizer_options=()  # only where this asr's train has --tokenizer
-  if asr train --help | grep -- --tokenizer >/dev/null; then
-    tokenizer_options=(--tokenizer "$tokenizer" --vocab-size "$vocab_size")
-  fi
   asr_train --train data/train.jsonl --dev data/dev-clean.jsonl --exp-dir exp --size "$size" \
     --epochs "$epochs" --max-batch-seconds "$batch_seconds" --lr "$lr" --device "$device" \
     --subsampling stack --subsampling-factor "$subsampling_factor" --resume --num-workers 1 \
-    "${tokenizer_options[@]}"
+    --tokenizer "$tokenizer" --vocab-size "$vocab_size"
 }
 
 tune() {
