@@ -3,13 +3,15 @@ model folders (`asr export`) that load without pickle.
 
 A checkpoint holds `config`, `tokenizer`, `model` (CMVN stats included) and, for
 training checkpoints (`epoch-N.pt`), `optimizer`, `scheduler`, `scaler`, `epoch`, `step`,
-`best_wer`, `bad_epochs`, `rng` and `train_config`. An exported folder holds config.json
+`best_wer`, `bad_epochs`, `skipped_steps`, `rng` and `train_config`. Every checkpoint written here
+carries a `checksum` of the rest of its contents, checked on loading. An exported folder holds config.json
 ({"format": "asr-model", "version": 1, "model", "tokenizer", "decoding", ...}) and
 model.safetensors (the state dict); it loads as {config, tokenizer, model, decoding}.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import pickle
 import random
@@ -28,10 +30,44 @@ CONFIG, WEIGHTS, ONNX = "config.json", "model.safetensors", "model.onnx"
 _FIX = "pass a .pt written by `asr train` (e.g. exp/best.pt) or a folder written by `asr export`"
 
 
+class CheckpointWriteError(ValueError):
+    """A checkpoint could not be written (disk full, no permission ...); nothing was replaced."""
+
+
+def state_checksum(state) -> str:
+    """SHA-256 of a checkpoint's contents: tensors by dtype, shape and bytes, the rest by repr."""
+    digest = hashlib.sha256()
+
+    def visit(value) -> None:
+        if isinstance(value, torch.Tensor):
+            value = value.detach().cpu().contiguous()
+            digest.update(f"T{value.dtype}{tuple(value.shape)}".encode())
+            digest.update(value.reshape(-1).view(torch.uint8).numpy().tobytes())
+        elif isinstance(value, dict):
+            digest.update(f"D{len(value)}".encode())
+            for key in sorted(value, key=repr):
+                digest.update(repr(key).encode())
+                visit(value[key])
+        elif isinstance(value, (list, tuple)):
+            digest.update(f"{type(value).__name__[0]}{len(value)}".encode())
+            for item in value:
+                visit(item)
+        else:
+            digest.update(repr(value).encode())
+
+    visit({k: v for k, v in state.items() if k != "checksum"})
+    return digest.hexdigest()
+
+
 def save_atomic(state: dict, path: str | Path) -> None:
-    """Write `state` to `path` atomically: a crash never leaves half a checkpoint."""
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+    """Write `state` with its checksum to `path` atomically: a crash never leaves half a
+    checkpoint, and a failed write (disk full) leaves the file that was there."""
+    try:
+        with atomic_path(path, durable=True) as tmp, open(tmp, "wb") as file:
+            torch.save({**state, "checksum": state_checksum(state)}, file)  # OSError when it fails
+    except OSError as err:
+        raise CheckpointWriteError(f"{path}: could not be written ({err.strerror or err}); "
+                                   "any earlier file of that name is untouched") from None
 
 
 def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
@@ -57,6 +93,9 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
                          f"torch file); {_FIX}") from None
     if not isinstance(state, dict) or not {"config", "tokenizer", "model"} <= set(state):
         raise ValueError(f"{path}: not an asr checkpoint (no config/tokenizer/model); {_FIX}")
+    if "checksum" in state and state_checksum(state) != state["checksum"]:
+        raise ValueError(f"{path}: damaged (its contents no longer match their checksum); "
+                         "use an earlier checkpoint")
     return state
 
 

@@ -44,6 +44,9 @@ def _add_train(sub) -> None:
                    help="also write step-K.pt every this many steps (0: at epoch ends only)")
     p.add_argument("--max-steps", type=int, default=default["max_steps"],
                    help="stop after this step, e.g. before a job's time limit; --resume goes on")
+    p.add_argument("--max-skipped-steps", type=int, default=default["max_skipped_steps"],
+                   help="stop after this many steps in a row with a non-finite loss or gradient "
+                        "(each such step is skipped and counted)")
     p.add_argument("--init-from", default=default["init_from"], metavar="CKPT",
                    help="start from this model's weights and CMVN (e.g. a model trained on other "
                         "data) with a fresh optimizer and schedule; same size and tokens")

@@ -71,6 +71,8 @@ class TrainConfig:
     max_steps: int = 0  # stop after this global step, e.g. at a job's time limit (0: no limit);
     #                     the LR schedule is unchanged, so --resume carries on exactly
     keep_checkpoints: int = 3  # epoch-N.pt and step-K.pt files kept, of each kind
+    max_skipped_steps: int = 20  # stop after this many steps in a row skipped for a non-finite
+    #                              loss or gradient (the model has diverged)
     log_interval: int = 50  # steps between loss reports (TensorBoard, progress bar, log)
     preflight: bool = True  # on GPU, run the largest possible batch once before training
     init_from: str = ""  # start from this checkpoint's weights and CMVN (fine-tuning); fresh optimizer

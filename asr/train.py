@@ -5,7 +5,9 @@ checkpoints that resume exactly, mid-epoch too.
 Under `exp_dir` it writes `log/train.log`, `tensorboard/`, `epoch-N.pt` (full training
 state after epoch N), `step-K.pt` (the same after global step K, every `save_every_steps`),
 the last `keep_checkpoints` of each, and `best.pt` (the model with the best dev WER).
-`--resume` continues from the newest step-K.pt, or else the newest epoch-N.pt.
+`--resume` continues from the newest of them that is intact (each carries a checksum): a
+damaged one is reported and passed over. A step whose loss or gradient is not finite is
+skipped and counted; `max_skipped_steps` of them in a row stop training with advice.
 
 On GPU a step makes no host-device sync of its own: lengths stay on the CPU, where packing
 reads them (batches come longest first, so nothing is reordered on the device); the loss
@@ -19,6 +21,8 @@ import contextlib
 import logging
 import math
 import random
+import signal
+import threading
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -30,8 +34,16 @@ from torch.utils.data import DataLoader
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
+from asr.atomic import remove_leftovers
 from asr.augment import AugmentConfig, Augmenter
-from asr.checkpoint import load_checkpoint, model_state, rng_state, save_atomic, set_rng_state
+from asr.checkpoint import (
+    CheckpointWriteError,
+    load_checkpoint,
+    model_state,
+    rng_state,
+    save_atomic,
+    set_rng_state,
+)
 from asr.config import TrainConfig
 from asr.data import (
     AugmentedDataset,
@@ -126,13 +138,59 @@ def checkpoint_files(exp_dir: Path, kind: str) -> list[Path]:
     return sorted(exp_dir.glob(f"{kind}-*.pt"), key=_checkpoint_number)
 
 
-def latest_checkpoint(exp_dir: Path) -> Path | None:
-    """The newest training state: step-K.pt files are removed at each epoch end, so any
-    that exist are newer than every epoch-N.pt."""
+def newest_intact_checkpoint(exp_dir: Path) -> tuple[Path, dict] | None:
+    """The training state with the highest step among exp_dir's step-K.pt and epoch-N.pt files
+    that load and match their checksum; damaged ones are reported and passed over."""
+    newest = None
     for kind in ("step", "epoch"):
-        if found := checkpoint_files(exp_dir, kind):
-            return found[-1]
-    return None
+        for path in reversed(checkpoint_files(exp_dir, kind)):
+            try:
+                state = load_checkpoint(path)
+            except ValueError as err:
+                log.warning("%s; resuming from an older checkpoint", err)
+                continue
+            if newest is None or state["step"] > newest[1]["step"]:
+                newest = (path, state)
+            break
+    return newest
+
+
+class TrainingStopped(ValueError):
+    """Training cannot go on; the message says why, what is kept and what to do."""
+
+
+def kept(exp_dir: Path) -> str:
+    """Where a stopped run can go on from."""
+    found = checkpoint_files(exp_dir, "step") + checkpoint_files(exp_dir, "epoch")
+    if not found:
+        return "no checkpoint was written yet"
+    newest = max(found, key=lambda path: path.stat().st_mtime)
+    return f"{newest} is kept and --resume goes on from there"
+
+
+class SkippedSteps:
+    """Steps skipped for a non-finite loss or gradient: counted on the device without a host
+    sync, checked on the host by `check` (each step on CPU, each log interval on GPU)."""
+
+    def __init__(self, limit: int, device: torch.device, total: int = 0):
+        self.limit = limit
+        self.total = torch.tensor(total, device=device)
+        self.in_a_row = torch.tensor(0, device=device)
+        self.reported = total
+
+    def add(self, taken: torch.Tensor) -> None:
+        self.total += ~taken
+        self.in_a_row = (self.in_a_row + 1) * ~taken
+
+    def check(self, step: int, advice: str) -> None:
+        total, in_a_row = int(self.total), int(self.in_a_row)
+        if total > self.reported:
+            log.warning("step %d: %d step(s) skipped for a non-finite loss or gradient, %d in all",
+                        step, total - self.reported, total)
+            self.reported = total
+        if in_a_row >= self.limit:
+            raise TrainingStopped(f"training stopped at step {step}: the last {in_a_row} steps had "
+                                  f"a non-finite loss or gradient (the model diverged); {advice}")
 
 
 def setup_logging(exp_dir: Path) -> None:
@@ -175,13 +233,20 @@ def forward_backward(model: torch.nn.Module, batch: dict, device: torch.device,
 
 
 def optimizer_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                   scaler: torch.amp.GradScaler, clip_norm: float) -> None:
-    """Unscale, clip, step and clear the gradients; no host sync with fused AdamW."""
+                   scaler: torch.amp.GradScaler, clip_norm: float) -> torch.Tensor:
+    """Unscale, clip, step and clear the gradients; returns whether the step was taken (a bool
+    on the device): not when the gradient is not finite, as after a NaN or inf loss. No host
+    sync on GPU, where the scaler skips such steps inside fused AdamW."""
     scaler.unscale_(optimizer)
-    torch.nn.utils.clip_grad_norm_(model.parameters(), clip_norm)
-    scaler.step(optimizer)
-    scaler.update()
+    norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip_norm)  # equal on every rank
+    finite = torch.isfinite(norm)
+    if scaler.is_enabled():
+        scaler.step(optimizer)
+        scaler.update()
+    elif finite:
+        optimizer.step()
     optimizer.zero_grad(set_to_none=True)
+    return finite
 
 
 def run_preflight(model: torch.nn.Module, train_set: SpeechDataset, cfg: TrainConfig,
@@ -219,6 +284,26 @@ def run_preflight(model: torch.nn.Module, train_set: SpeechDataset, cfg: TrainCo
              cfg.max_batch_seconds, torch.cuda.max_memory_allocated(device) / 2**30, total / 2**30)
 
 
+class WorkerWatch:
+    """Which data-loader workers died. PyTorch reports a dead worker from a signal handler,
+    wherever training happens to be and as one of several errors; this names the cause."""
+
+    loader: DataLoader | None = None
+
+    def dead_workers(self) -> list[int]:
+        """After an error: the workers that died (waiting up to a second for each to end, as the
+        broken connection may be noticed first)."""
+        iterator = getattr(self.loader, "_iterator", None)  # kept while persistent workers run
+        if iterator is not None and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # PyTorch's handler would raise again
+        dead = []
+        for worker in getattr(iterator, "_workers", []):
+            worker.join(timeout=1.0)
+            if worker.exitcode not in (None, 0):
+                dead.append(worker.pid)
+        return dead
+
+
 @contextlib.contextmanager
 def flushed_denormals():
     """Denormal floats count as zero inside the block (where the CPU can), as before after it.
@@ -241,14 +326,22 @@ def train(cfg: TrainConfig) -> dict:
     one process with `max_batch_seconds` times the number of processes, up to float error.
     """
     dist = init_distributed(cfg.device)
+    watch = WorkerWatch()
     try:
         with flushed_denormals():
-            return _train(cfg, dist)
+            return _train(cfg, dist, watch)
+    except Exception as err:
+        if not (dead := watch.dead_workers()):
+            raise
+        raise TrainingStopped(f"a data-loader worker (pid {', '.join(map(str, dead))}) died "
+                              f"({type(err).__name__}); training stopped, {kept(Path(cfg.exp_dir))}."
+                              " A worker killed for memory (see `dmesg`) needs a lower "
+                              "--num-workers or --max-batch-seconds") from None
     finally:
         dist.close()
 
 
-def _train(cfg: TrainConfig, dist: Distributed) -> dict:
+def _train(cfg: TrainConfig, dist: Distributed, watch: WorkerWatch) -> dict:
     exp_dir = Path(cfg.exp_dir)
     if dist.is_main:
         setup_logging(exp_dir)
@@ -257,10 +350,12 @@ def _train(cfg: TrainConfig, dist: Distributed) -> dict:
     device = dist.device
     use_amp = device.type == "cuda"
     best_path = exp_dir / "best.pt"
-    last_path = latest_checkpoint(exp_dir) if cfg.resume else None
-    resume_state = load_checkpoint(last_path) if last_path else None
+    if dist.is_main and (leftovers := remove_leftovers(exp_dir, "*.pt")):
+        log.info("removed %d partial checkpoint(s) of an interrupted run", len(leftovers))
+    last_path, resume_state = (newest_intact_checkpoint(exp_dir) if cfg.resume else None) \
+        or (None, None)
     if cfg.resume and resume_state is None:
-        log.info("--resume: no checkpoint in %s yet, starting from scratch", exp_dir)
+        log.info("--resume: no intact checkpoint in %s yet, starting from scratch", exp_dir)
 
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
@@ -299,6 +394,7 @@ def _train(cfg: TrainConfig, dist: Distributed) -> dict:
                         num_workers=cfg.num_workers, pin_memory=use_amp,
                         persistent_workers=cfg.num_workers > 0,
                         generator=torch.Generator().manual_seed(cfg.seed))  # not the global RNG
+    watch.loader = loader
     optimizer = make_optimizer(model, cfg.lr, cfg.weight_decay, device)
     total_steps = cfg.epochs * len(sampler)
     warmup = min(cfg.warmup_steps, total_steps // 5)  # short runs still reach the peak LR
@@ -307,6 +403,7 @@ def _train(cfg: TrainConfig, dist: Distributed) -> dict:
     scaler = torch.amp.GradScaler(device.type, enabled=use_amp)
 
     start_epoch, start_batch, step, best_wer, bad_epochs = 0, 0, 0, float("inf"), 0
+    skipped = SkippedSteps(cfg.max_skipped_steps, device)
     if resume_state:
         model.load_state_dict(resume_state["model"])
         model.to(device)
@@ -317,6 +414,7 @@ def _train(cfg: TrainConfig, dist: Distributed) -> dict:
         start_epoch, start_batch = resume_state["epoch"], resume_state["batch"]
         step = resume_state["step"]
         best_wer, bad_epochs = resume_state["best_wer"], resume_state["bad_epochs"]
+        skipped = SkippedSteps(cfg.max_skipped_steps, device, resume_state.get("skipped_steps", 0))
         rng = resume_state["rng"]
         if len(rng) == dist.world_size:
             set_rng_state(rng[dist.rank])
@@ -340,19 +438,30 @@ def _train(cfg: TrainConfig, dist: Distributed) -> dict:
     if cfg.preflight and device.type == "cuda":
         run_preflight(trained, train_set, cfg, device, scaler, dist, longest)
 
+    def save(state: dict, path: Path) -> None:
+        try:
+            save_atomic(state, path)
+        except CheckpointWriteError as err:
+            raise TrainingStopped(f"{err}; training stopped, {kept(exp_dir)}. Free disk space or fix "
+                                  "the folder's permissions first") from None
+
     def save_state(path: Path, epoch: int, batch: int, kind: str) -> None:
         """Full training state, written by rank 0; every rank's RNG state goes in."""
         rng = dist.gather(rng_state())
         if dist.is_main:
-            save_atomic({
+            save({
                 **model_state(model, tokenizer),
                 "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                 "scaler": scaler.state_dict(), "epoch": epoch, "batch": batch, "step": step,
                 "best_wer": best_wer, "bad_epochs": bad_epochs, "rng": rng,
-                "train_config": asdict(cfg),
+                "skipped_steps": int(skipped.total), "train_config": asdict(cfg),
             }, path)
             for old in checkpoint_files(exp_dir, kind)[:-cfg.keep_checkpoints]:
                 old.unlink()
+
+    diverged = (f"lower --lr (now {cfg.lr:g}) or --clip-norm, or raise --warmup-steps, and train "
+                "again in a new --exp-dir; if only a few batches are bad, check the data with "
+                "`asr prepare --report`")
 
     writer = SummaryWriter(exp_dir / "tensorboard") if dist.is_main else None
     decoder = build_decoder("greedy")
@@ -379,9 +488,11 @@ def _train(cfg: TrainConfig, dist: Distributed) -> dict:
             epoch_losses.append(forward_backward(
                 trained, batch, device, scaler, global_sizes[i], dist.world_size, weight,
                 tokenizer.blank_id))
-            optimizer_step(trained, optimizer, scaler, cfg.clip_norm)
+            skipped.add(optimizer_step(trained, optimizer, scaler, cfg.clip_norm))
             scheduler.step()
             step += 1
+            if device.type == "cpu" or step % cfg.log_interval == 0:
+                skipped.check(step, diverged)
             if step % cfg.log_interval == 0:
                 recent = dist.sum(torch.stack(epoch_losses[-cfg.log_interval:])).mean().item()
                 lr = scheduler.get_last_lr()[0]
@@ -389,6 +500,7 @@ def _train(cfg: TrainConfig, dist: Distributed) -> dict:
                     bar.set_postfix(loss=f"{recent:.3f}", lr=f"{lr:.2e}")
                     writer.add_scalar("train/loss", recent, step)
                     writer.add_scalar("train/lr", lr, step)
+                    writer.add_scalar("train/skipped_steps", int(skipped.total), step)
                     if bar.disable:  # no progress bar on screen: report in the log instead
                         log.info("epoch %d step %d: loss %.3f", epoch + 1, step, recent)
             if i + 1 == len(global_sizes):
@@ -421,8 +533,8 @@ def _train(cfg: TrainConfig, dist: Distributed) -> dict:
                      epoch + 1, train_loss, 100 * dev.wer, 100 * dev.cer,
                      " (best)" if improved else "", time.time() - started)
             if improved:
-                save_atomic({**model_state(model, tokenizer), "dev_wer": dev.wer,
-                             "epoch": epoch}, best_path)
+                save({**model_state(model, tokenizer), "dev_wer": dev.wer, "epoch": epoch},
+                     best_path)
         best_wer, bad_epochs = dist.broadcast((best_wer, bad_epochs))
         save_state(exp_dir / f"epoch-{epoch + 1}.pt", epoch + 1, 0, "epoch")
         if dist.is_main:

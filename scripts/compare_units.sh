@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Characters (x3) against sentencepiece pieces (x4) on the synth recipe's data (run
 # `bash recipes/synth/run.sh --stop-stage 2` first): train each the same way, tune the LM
-# weights on dev, decode dev and test greedy and with the LM, score. Pinned to core 0 with
-# one thread, so each training time is comparable.
+# weights on dev, decode dev and test greedy and with the LM, score. Pinned to one core
+# (CORE, default 0) with one thread, so each training time is comparable.
 #
-#   bash scripts/compare_units.sh [OUT_DIR] [NAME=FACTOR:VOCAB ...]
+#   [CORE=N] bash scripts/compare_units.sh [OUT_DIR] [NAME=FACTOR:VOCAB ...]
 #   (default: recipes/synth/exp-units, chars=3:0 sp128=4:128 sp256=4:256; VOCAB 0: characters)
 #
 # Prints one line per model: name, training seconds, dev/test WER greedy and with the LM.
@@ -17,6 +17,8 @@ runs=("$@")
 [ ${#runs[@]} -gt 0 ] || runs=(chars=3:0 sp128=4:128 sp256=4:256)
 cd recipes/synth
 export OMP_NUM_THREADS=1
+core=${CORE:-0}
+[ -f exp/lm/lm.arpa ] || asr lm build data/lm_train.txt --order 3 --out exp/lm/lm.arpa
 wer() { python3 -c "import json,sys; print(f\"{100 * json.load(open(sys.argv[1]))['wer']:.2f}\")" "$1"; }
 for run in "${runs[@]}"; do
   name=${run%%=*} spec=${run#*=}
@@ -26,17 +28,17 @@ for run in "${runs[@]}"; do
   units=()
   [ "$vocab" = 0 ] || units=(--tokenizer sentencepiece --vocab-size "$vocab")
   start=$SECONDS
-  taskset -c 0 asr train --train data/train.jsonl --dev data/dev.jsonl --exp-dir "$exp" --size small \
+  taskset -c "$core" asr train --train data/train.jsonl --dev data/dev.jsonl --exp-dir "$exp" --size small \
     --epochs 6 --max-batch-seconds 50 --lr 3e-3 --device cpu --subsampling stack \
     --subsampling-factor "$factor" --num-workers 1 --freq-mask 15 --n-freq-masks 1 --time-mask 20 \
     --n-time-masks 1 "${units[@]}" > "$exp/train.out" 2>&1
   seconds=$((SECONDS - start))
-  taskset -c 0 asr tune-lm --model "$exp/best.pt" --manifest data/dev.jsonl --lm exp/lm/lm.arpa \
+  taskset -c "$core" asr tune-lm --model "$exp/best.pt" --manifest data/dev.jsonl --lm exp/lm/lm.arpa \
     --beam-size 10 --device cpu > "$exp/tune.md" 2> "$exp/tune.err"
   line="$name x$factor: train ${seconds} s"
   for dec in greedy beam; do
     for set in dev test; do
-      taskset -c 0 asr decode --model "$exp/best.pt" --manifest "data/$set.jsonl" --decoder $dec \
+      taskset -c "$core" asr decode --model "$exp/best.pt" --manifest "data/$set.jsonl" --decoder $dec \
         --out "$exp/recogs-$set-$dec.jsonl" --device cpu 2>> "$exp/decode.err"
       asr score "data/$set.jsonl" "$exp/recogs-$set-$dec.jsonl" --json > "$exp/wer-$set-$dec.json"
       line+=", $set $dec $(wer "$exp/wer-$set-$dec.json")"
