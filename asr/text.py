@@ -54,12 +54,18 @@ def ordinal_words(n: int) -> str:
     return " ".join(words)
 
 
+_MAX_SPELLED_DIGITS = 15  # longer numbers (past the trillions) are read digit by digit
+
+
 def _spell_number(match: re.Match) -> str:
-    integer, fraction, suffix = match.group(1), match.group(2), match.group(3)
-    value = int(integer.replace(",", ""))
+    digits, fraction, suffix = match.group(1).replace(",", ""), match.group(2), match.group(3)
+    if len(digits) > _MAX_SPELLED_DIGITS:  # int() would also refuse thousands of digits
+        head, value = " ".join(_ONES[int(d)] for d in digits[:-1]) + " ", int(digits[-1])
+    else:
+        head, value = "", int(digits)
     if suffix:
-        return " " + ordinal_words(value) + " "
-    words = number_to_words(value)
+        return " " + head + ordinal_words(value) + " "
+    words = head + number_to_words(value)
     if fraction:
         words += " point " + " ".join(_ONES[int(d)] for d in fraction)
     return " " + words + " "
@@ -123,7 +129,7 @@ class CharTokenizer(Tokenizer):
     def encode(self, text: str) -> list[int]:
         ids = []
         for ch in text:
-            token = self._ids.get(ch)
+            token = self._ids.get(" " if ch.isspace() else ch)  # a tab or newline still parts words
             if token is None or token == 0:
                 self.oov[ch] += 1
             else:
