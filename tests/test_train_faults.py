@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -164,3 +165,23 @@ def test_a_dead_loader_worker_stops_training_with_a_message(noise_corpus, tmp_pa
     message = stderr.strip().splitlines()[-1]
     assert re.search(r"a data-loader worker \(pid \d+\) died \(\w+\); training stopped", message)
     assert re.search(r"epoch-\d+\.pt is kept and --resume goes on from there", message)
+
+
+@pytest.fixture(scope="module")
+def training_faults():
+    sys.path.insert(0, str(Path(__file__).parents[1] / "scripts"))
+    import training_faults
+
+    return training_faults
+
+
+def test_killed_again_and_again_training_ends_at_the_uninterrupted_model(training_faults, tmp_path):
+    """Four SIGKILLs, two of them while a checkpoint is being written (the drill does 12)."""
+    outcome, detail = training_faults.sigkill_loop(tmp_path, kills=4)
+    assert outcome == "handled", detail
+    assert re.match(r"4 kills \([1-4] while a checkpoint was being written\)", detail)
+
+
+def test_a_killed_ddp_rank_ends_the_job_promptly(training_faults, tmp_path):
+    outcome, detail = training_faults.ddp_rank_killed(tmp_path)
+    assert outcome == "handled", detail
