@@ -24,6 +24,7 @@ import random
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
@@ -293,14 +294,17 @@ class WorkerWatch:
     def dead_workers(self) -> list[int]:
         """After an error: the workers that died (waiting up to a second for each to end, as the
         broken connection may be noticed first)."""
-        iterator = getattr(self.loader, "_iterator", None)  # kept while persistent workers run
-        if iterator is not None and threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # PyTorch's handler would raise again
+        workers = getattr(getattr(self.loader, "_iterator", None), "_workers", [])
+        if not workers or threading.current_thread() is not threading.main_thread():
+            return []
+        handler = signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # PyTorch's would raise in join
         dead = []
-        for worker in getattr(iterator, "_workers", []):
+        for worker in workers:
             worker.join(timeout=1.0)
             if worker.exitcode not in (None, 0):
                 dead.append(worker.pid)
+        if not dead:
+            signal.signal(signal.SIGCHLD, handler)
         return dead
 
 
@@ -319,8 +323,10 @@ def flushed_denormals():
         torch.set_flush_denormal(was_flushing)
 
 
-def train(cfg: TrainConfig) -> dict:
+def train(cfg: TrainConfig, on_epoch_end: Callable[[int, float], None] | None = None) -> dict:
     """Train a model; returns {"best_wer", "epochs", "steps", "losses"} (per-step losses).
+    `on_epoch_end(epoch, dev_wer)` is called on rank 0 after each epoch's dev decoding (a
+    sweep's pruner raises there to stop a trial).
 
     Under torchrun each process takes its share of every global batch; the result equals
     one process with `max_batch_seconds` times the number of processes, up to float error.
@@ -329,7 +335,7 @@ def train(cfg: TrainConfig) -> dict:
     watch = WorkerWatch()
     try:
         with flushed_denormals():
-            return _train(cfg, dist, watch)
+            return _train(cfg, dist, watch, on_epoch_end)
     except Exception as err:
         if not (dead := watch.dead_workers()):
             raise
@@ -341,7 +347,8 @@ def train(cfg: TrainConfig) -> dict:
         dist.close()
 
 
-def _train(cfg: TrainConfig, dist: Distributed, watch: WorkerWatch) -> dict:
+def _train(cfg: TrainConfig, dist: Distributed, watch: WorkerWatch,
+           on_epoch_end: Callable[[int, float], None] | None) -> dict:
     exp_dir = Path(cfg.exp_dir)
     if dist.is_main:
         setup_logging(exp_dir)
@@ -535,6 +542,8 @@ def _train(cfg: TrainConfig, dist: Distributed, watch: WorkerWatch) -> dict:
             if improved:
                 save({**model_state(model, tokenizer), "dev_wer": dev.wer, "epoch": epoch},
                      best_path)
+            if on_epoch_end:
+                on_epoch_end(epoch + 1, dev.wer)
         best_wer, bad_epochs = dist.broadcast((best_wer, bad_epochs))
         save_state(exp_dir / f"epoch-{epoch + 1}.pt", epoch + 1, 0, "epoch")
         if dist.is_main:
