@@ -4,8 +4,9 @@
 # weights on dev, decode dev and test greedy and with the LM, score. Pinned to one core
 # (CORE, default 0) with one thread, so each training time is comparable.
 #
-#   [CORE=N] bash scripts/compare_units.sh [OUT_DIR] [NAME=FACTOR:VOCAB ...]
-#   (default: recipes/synth/exp-units, chars=3:0 sp128=4:128 sp256=4:256; VOCAB 0: characters)
+#   [CORE=N] bash scripts/compare_units.sh [OUT_DIR] [NAME=FACTOR:VOCAB[:SUBSAMPLING] ...]
+#   (default: recipes/synth/exp-units, chars=3:0 sp128=4:128 sp256=4:256; VOCAB 0: characters;
+#   SUBSAMPLING stack, the default, or conv)
 #
 # Prints one line per model: name, training seconds, dev/test WER greedy and with the LM.
 set -euo pipefail
@@ -22,20 +23,21 @@ core=${CORE:-0}
 wer() { python3 -c "import json,sys; print(f\"{100 * json.load(open(sys.argv[1]))['wer']:.2f}\")" "$1"; }
 for run in "${runs[@]}"; do
   name=${run%%=*} spec=${run#*=}
-  factor=${spec%%:*} vocab=${spec#*:}
+  IFS=: read -r factor vocab subsampling <<< "$spec"
+  subsampling=${subsampling:-stack}
   exp=$out/$name
   mkdir -p "$exp"
   units=()
   [ "$vocab" = 0 ] || units=(--tokenizer sentencepiece --vocab-size "$vocab")
   start=$SECONDS
   taskset -c "$core" asr train --train data/train.jsonl --dev data/dev.jsonl --exp-dir "$exp" --size small \
-    --epochs 6 --max-batch-seconds 50 --lr 3e-3 --device cpu --subsampling stack \
+    --epochs 6 --max-batch-seconds 50 --lr 3e-3 --device cpu --subsampling "$subsampling" \
     --subsampling-factor "$factor" --num-workers 1 --freq-mask 15 --n-freq-masks 1 --time-mask 20 \
     --n-time-masks 1 "${units[@]}" > "$exp/train.out" 2>&1
   seconds=$((SECONDS - start))
   taskset -c "$core" asr tune-lm --model "$exp/best.pt" --manifest data/dev.jsonl --lm exp/lm/lm.arpa \
     --beam-size 10 --device cpu > "$exp/tune.md" 2> "$exp/tune.err"
-  line="$name x$factor: train ${seconds} s"
+  line="$name x$factor $subsampling: train ${seconds} s"
   for dec in greedy beam; do
     for set in dev test; do
       taskset -c "$core" asr decode --model "$exp/best.pt" --manifest "data/$set.jsonl" --decoder $dec \
