@@ -8,7 +8,10 @@ blocks, so memory does not grow with the file.
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import re
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -27,26 +30,53 @@ SOUNDFILE_EXTENSIONS = {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif"
                         ".caf", ".w64", ".rf64", ".sph", ".nist"}
 FFMPEG_EXTENSIONS = {".mp4", ".m4a", ".aac", ".webm", ".mkv", ".mov", ".wma", ".amr", ".3gp", ".avi"}
 AUDIO_EXTENSIONS = SOUNDFILE_EXTENSIONS | FFMPEG_EXTENSIONS
+MIN_SAMPLE_RATE = 8000  # telephone speech; lower rates keep too little of a voice to recognise
 
 
 class AudioError(ValueError):
     """A file that cannot be used as speech input; the message names the file and the fix."""
 
 
-def load_audio(path: str | Path, sample_rate: int) -> torch.Tensor:
-    """Read `path` as mono float32 at `sample_rate`. Returns (samples,)."""
-    path = Path(path)
+def _check_file(path: Path) -> None:
+    """Raise AudioError unless `path` is a readable file."""
+    if path.is_dir():
+        raise AudioError(f"{path}: a folder, not an audio file; pass the audio files in it")
     if not path.is_file():
         raise AudioError(f"{path}: no such file; check the path (manifests store audio_filepath)")
+    if not os.access(path, os.R_OK):
+        raise AudioError(f"{path}: not readable (permission denied); check its owner and mode")
+
+
+def _check_rate(path: Path, rate: float) -> None:
+    if rate < MIN_SAMPLE_RATE:
+        raise AudioError(f"{path}: sampled at {rate:g} Hz, too low for speech recognition (at least "
+                         f"{MIN_SAMPLE_RATE} Hz, telephone quality); use a recording made at a higher rate")
+
+
+def _unreadable(path: Path, err: Exception, sample_rate: int) -> AudioError:
+    """libsndfile's complaint about `path`, in one line without the path repeated."""
+    reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    reason = re.sub(r"^Error opening .*?: ", "", reason)
+    return AudioError(f"{path}: cannot read audio ({reason}); convert it to WAV or FLAC, "
+                      f"e.g. `ffmpeg -i {path.name} -ar {sample_rate} -ac 1 out.wav`")
+
+
+def load_audio(path: str | Path, sample_rate: int, max_seconds: float | None = None) -> torch.Tensor:
+    """Read `path` as mono float32 at `sample_rate`. Returns (samples,). A file longer than
+    `max_seconds` is refused before it is read (AudioError)."""
+    path = Path(path)
+    _check_file(path)
+    if max_seconds is not None and (seconds := audio_duration(path)) > max_seconds:
+        raise AudioError(f"{path}: lasts {seconds:.0f} s, longer than the {max_seconds:g} s an utterance may "
+                         "last here; transcribe long recordings with `asr transcribe` (it cuts them at "
+                         "pauses), or cut the file")
     if _needs_ffmpeg(path):
         return torch.from_numpy(np.concatenate(list(stream_audio(path, sample_rate))))
     try:
         data, file_rate = soundfile.read(str(path), dtype="float32", always_2d=True)  # (S, C)
     except (soundfile.LibsndfileError, RuntimeError, TypeError) as err:
-        raise AudioError(
-            f"{path}: cannot read audio ({err}); convert it to WAV or FLAC, "
-            f"e.g. `ffmpeg -i {path.name} -ar {sample_rate} -ac 1 out.wav`"
-        ) from None
+        raise _unreadable(path, err, sample_rate) from None
+    _check_rate(path, file_rate)
     if data.size == 0:
         raise AudioError(f"{path}: the file holds no samples; remove it from the input")
     if not np.isfinite(data).all():
@@ -89,24 +119,42 @@ def _ffmpeg(path: Path) -> str:
 def audio_duration(path: str | Path) -> float:
     """Seconds of audio in `path`, read from its header (ffprobe for ffmpeg's containers)."""
     path = Path(path)
-    if not path.is_file():
-        raise AudioError(f"{path}: no such file; check the path")
+    _check_file(path)
     if _needs_ffmpeg(path):
-        _ffmpeg(path)
-        ffprobe = shutil.which("ffprobe") or "ffprobe"
-        out = subprocess.run([ffprobe, "-v", "error", "-show_entries", "format=duration", "-of",
-                              "default=nw=1:nk=1", str(path)], capture_output=True, text=True)
-        try:
-            return float(out.stdout.strip())
-        except ValueError:
-            raise AudioError(f"{path}: ffprobe cannot read it ({out.stderr.strip()[-200:]}); "
-                             "check that the file is a complete audio or video file") from None
+        seconds = _ffprobe(path)[0]
+        if seconds is None:
+            raise AudioError(f"{path}: ffprobe finds no duration in it; check that the file is complete, "
+                             f"or convert it: `ffmpeg -i {path.name} -ar 16000 -ac 1 out.wav`")
+        return seconds
     try:
         info = soundfile.info(str(path))
     except (soundfile.LibsndfileError, RuntimeError, TypeError) as err:
-        raise AudioError(f"{path}: cannot read audio ({err}); convert it to WAV or FLAC, e.g. "
-                         f"`ffmpeg -i {path.name} -ar 16000 -ac 1 out.wav`") from None
+        raise _unreadable(path, err, 16000) from None
+    _check_rate(path, info.samplerate)
     return info.frames / info.samplerate
+
+
+def _ffprobe(path: Path) -> tuple[float | None, float]:
+    """(seconds, None where the container does not say, and the sample rate) of the first audio
+    stream of an ffmpeg container."""
+    _ffmpeg(path)
+    ffprobe = shutil.which("ffprobe")
+    if ffprobe is None:
+        raise AudioError(f"{path}: ffprobe, which comes with ffmpeg, is not installed; reinstall ffmpeg "
+                         "or convert the file to WAV/FLAC")
+    out = subprocess.run([ffprobe, "-v", "error", "-select_streams", "a:0", "-show_entries",
+                          "format=duration:stream=sample_rate", "-of", "json", str(path)],
+                         capture_output=True, text=True)
+    try:
+        probe = json.loads(out.stdout)
+        rate = float(probe["streams"][0]["sample_rate"])
+        seconds = float(probe["format"]["duration"]) if "duration" in probe["format"] else None
+    except (ValueError, KeyError, IndexError, TypeError):
+        error = (out.stderr.strip().splitlines() or ["no audio stream"])[-1][-200:]
+        raise AudioError(f"{path}: ffprobe cannot read it ({error}); check that the file is a "
+                         "complete audio or video file with sound") from None
+    _check_rate(path, rate)
+    return seconds, rate
 
 
 def stream_audio(path: str | Path, sample_rate: int, block_seconds: float = 30.0) -> Iterator[np.ndarray]:
@@ -116,8 +164,7 @@ def stream_audio(path: str | Path, sample_rate: int, block_seconds: float = 30.0
     edges (soxr's stream resampler), so the blocks join into the same signal as one read.
     """
     path = Path(path)
-    if not path.is_file():
-        raise AudioError(f"{path}: no such file; check the path")
+    _check_file(path)
     blocks = _ffmpeg_blocks(path, sample_rate, block_seconds) if _needs_ffmpeg(path) else \
         _soundfile_blocks(path, sample_rate, block_seconds)
     empty = True
@@ -135,9 +182,9 @@ def _soundfile_blocks(path: Path, sample_rate: int, block_seconds: float) -> Ite
     try:
         sound = soundfile.SoundFile(str(path))
     except (soundfile.LibsndfileError, RuntimeError, TypeError) as err:
-        raise AudioError(f"{path}: cannot read audio ({err}); convert it to WAV or FLAC, e.g. "
-                         f"`ffmpeg -i {path.name} -ar {sample_rate} -ac 1 out.wav`") from None
+        raise _unreadable(path, err, sample_rate) from None
     with sound:
+        _check_rate(path, sound.samplerate)
         resampler = None if sound.samplerate == sample_rate else \
             soxr.ResampleStream(sound.samplerate, sample_rate, 1, dtype="float32")
         block = max(1, int(block_seconds * sound.samplerate))
@@ -155,6 +202,8 @@ def _soundfile_blocks(path: Path, sample_rate: int, block_seconds: float) -> Ite
 
 
 def _ffmpeg_blocks(path: Path, sample_rate: int, block_seconds: float) -> Iterator[np.ndarray]:
+    if shutil.which("ffprobe"):
+        _ffprobe(path)  # a readable audio stream at a usable rate
     command = [_ffmpeg(path), "-nostdin", "-v", "error", "-i", str(path), "-vn", "-ac", "1",
                "-ar", str(sample_rate), "-f", "f32le", "-"]
     with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:

@@ -14,8 +14,8 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
-import soundfile
 
+from asr.audio import AudioError, audio_duration
 from asr.config import ModelConfig
 from asr.text import CharTokenizer, normalize
 
@@ -59,17 +59,18 @@ def manifest_report(manifest: str | Path, tokenizer: CharTokenizer | None = None
         if needed > frames:
             infeasible.append({"id": row["id"], "frames": frames, "needed": needed})
         path = Path(row["audio_filepath"])
-        if not path.is_file():
+        if not path.exists():
             missing.append(row["id"])
             continue
         try:
-            info = soundfile.info(str(path))
-        except (soundfile.LibsndfileError, RuntimeError) as err:
-            unreadable.append({"id": row["id"], "error": str(err).splitlines()[0]})
+            seconds = audio_duration(path)
+        except AudioError as err:
+            unreadable.append({"id": row["id"], "error": str(err)})
             continue
-        if abs(info.frames / info.samplerate - row["duration"]) > 0.05:
-            mismatched.append({"id": row["id"], "manifest": row["duration"],
-                               "file": round(info.frames / info.samplerate, 3)})
+        if seconds == 0:
+            unreadable.append({"id": row["id"], "error": f"{path}: the file holds no samples"})
+        elif abs(seconds - row["duration"]) > 0.05:
+            mismatched.append({"id": row["id"], "manifest": row["duration"], "file": round(seconds, 3)})
     model_mb, checkpoint_mb = checkpoint_megabytes(config)
     counts, _ = np.histogram(durations, bins=BINS)
     return {

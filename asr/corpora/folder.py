@@ -5,8 +5,8 @@ extension asr.audio reads) with a transcript of the same name (`a/b.wav` + `a/b.
 writes OUT/<name>.jsonl (`--name`, default all): id = the path below DIR without its
 extension (`a/b`), speaker = the parent folder's name (`a`), text = the transcript as
 written, on one line (training normalises it). Audio stays where it is; the manifest names
-it relative to OUT. Audio without a transcript, transcripts without audio and unreadable
-files are counted, named (the first few) and left out.
+it relative to OUT. Audio without a transcript and transcripts without audio are counted,
+named (the first few) and left out; so is every unreadable file, each named with its reason.
 """
 
 from __future__ import annotations
@@ -42,11 +42,11 @@ def mark_prepared(marker: Path, params: dict) -> None:
     write_text(marker, json.dumps(params, indent=1, sort_keys=True) + "\n")
 
 
-def log_skipped(source: Path, what: str, names: list[str]) -> None:
-    """Warn about left-out files: how many, and the first few by name."""
+def log_skipped(source: Path, what: str, names: list[str], shown: int = SHOWN, sep: str = ", ") -> None:
+    """Warn about left-out files: how many, and the first `shown` by name."""
     if names:
-        more = f" and {len(names) - SHOWN} more" if len(names) > SHOWN else ""
-        log.warning("%s: %d %s, left out: %s%s", source, len(names), what, ", ".join(names[:SHOWN]), more)
+        more = f" and {len(names) - shown} more" if len(names) > shown else ""
+        log.warning("%s: %d %s, left out: %s%s", source, len(names), what, sep.join(names[:shown]), more)
 
 
 def _fingerprint(files: list[Path], source: Path) -> str:
@@ -102,7 +102,7 @@ def prepare_folder(out_dir: str | Path, source: str | Path, split: str = "all",
             unreadable.append(str(err))
             continue
         try:
-            text = " ".join(texts[stem].read_text(encoding="utf-8").split())
+            text = " ".join(texts[stem].read_text(encoding="utf-8-sig").split())
         except UnicodeDecodeError as err:
             unreadable.append(f"{texts[stem]}: not UTF-8 ({err.reason}); save it as UTF-8")
             continue
@@ -112,7 +112,7 @@ def prepare_folder(out_dir: str | Path, source: str | Path, split: str = "all",
         rows.append({"id": rel[stem], "audio_filepath": relative_audio_path(wav, out_dir),
                      "duration": round(duration, 3), "text": text,
                      "speaker": wav.parent.name if speaker_from == "folder" else "unknown"})
-    log_skipped(source, "unreadable files", unreadable)
+    log_skipped(source, "unreadable files", unreadable, shown=len(unreadable), sep="; ")
     if not rows:
         raise ValueError(f"{source}: no audio file with a same-named .txt transcript beside it; "
                          "put each transcript next to its audio (a.wav + a.txt)")
