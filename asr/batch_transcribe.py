@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from asr.atomic import write_text
 from asr.audio import AUDIO_EXTENSIONS, AudioError, audio_duration
+from asr.textfiles import read_lines
 from asr.writers import get_writer, output_paths
 
 log = logging.getLogger(__name__)
@@ -69,8 +70,8 @@ def collect_inputs(inputs: list[str]) -> list[Item]:
 
 
 def _manifest_items(path: Path) -> list[Item]:
-    items = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    items, first_line = [], {}
+    for number, line in enumerate(read_lines(path), 1):
         if not line.strip():
             continue
         try:
@@ -80,13 +81,18 @@ def _manifest_items(path: Path) -> list[Item]:
             raise ValueError(f"{path}:{number}: not a manifest row with \"audio_filepath\"; "
                              "fix the line or pass a list file") from None
         audio = audio if audio.is_absolute() else path.parent / audio
-        items.append(Item(str(row.get("id", audio.stem)), str(audio)))
+        item = Item(str(row.get("id", audio.stem)), str(audio))
+        if item.id in first_line:
+            raise ValueError(f"{path}:{number}: duplicate id {item.id!r} (first on line "
+                             f"{first_line[item.id]}); its outputs would collide: remove or rename one")
+        first_line[item.id] = number
+        items.append(item)
     return items
 
 
 def _list_items(path: Path) -> list[Item]:
     items = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in read_lines(path):
         parts = line.split(maxsplit=1)
         if parts:
             audio = Path(parts[-1].strip())

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import random
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,39 +20,60 @@ from torch.utils.data import Dataset, Sampler
 from asr.atomic import write_text
 from asr.audio import AudioError, load_audio
 from asr.text import CharTokenizer, normalize
+from asr.textfiles import iter_lines
 
 log = logging.getLogger(__name__)
 REQUIRED_KEYS = ("audio_filepath", "duration", "text")
+MAX_UTTERANCE_SECONDS = 600.0  # longer files are skipped (named): `asr transcribe` cuts them at pauses
 
 
 def read_manifest(path: str | Path) -> list[dict]:
-    """Read a JSONL manifest; relative audio paths resolve against the manifest's folder."""
+    """Read a JSONL manifest; relative audio paths resolve against the manifest's folder.
+    A malformed line, or an id given twice, raises ValueError naming `path:line`."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: manifest not found; run the recipe's data stage first")
-    entries = []
-    with path.open(encoding="utf-8") as f:
-        for line_no, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                entry = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{path}:{line_no}: not valid JSON ({err}); "
-                                 "each line must be one JSON object") from None
-            missing = [k for k in REQUIRED_KEYS if k not in entry]
-            if missing:
-                raise ValueError(f"{path}:{line_no}: missing {', '.join(missing)}; "
-                                 f"every line needs {', '.join(REQUIRED_KEYS)}")
-            if not isinstance(entry["text"], str) or not isinstance(entry["duration"], (int, float)):
-                raise ValueError(f"{path}:{line_no}: \"text\" must be a string and \"duration\" "
-                                 "a number of seconds")
-            entry.setdefault("id", Path(entry["audio_filepath"]).stem)
-            entry.setdefault("speaker", "unknown")
-            audio = Path(entry["audio_filepath"])
-            entry["audio_filepath"] = str(audio if audio.is_absolute() else path.parent / audio)
-            entries.append(entry)
+    entries, first_line = [], {}
+    for line_no, line in enumerate(iter_lines(path), 1):
+        if not line.strip():
+            continue
+        where = f"{path}:{line_no}"
+        entry = _manifest_entry(line, where)
+        entry.setdefault("id", Path(entry["audio_filepath"]).stem)
+        entry.setdefault("speaker", "unknown")
+        if (first := first_line.get(entry["id"])) is not None:
+            raise ValueError(f"{where}: duplicate id {entry['id']!r} (first on line {first}); ids must be "
+                             "unique: remove or rename one (a line without an id takes its audio file's "
+                             "name)")
+        first_line[entry["id"]] = line_no
+        audio = Path(entry["audio_filepath"])
+        entry["audio_filepath"] = str(audio if audio.is_absolute() else path.parent / audio)
+        entries.append(entry)
     return entries
+
+
+def _manifest_entry(line: str, where: str) -> dict:
+    """One manifest line as a dict, its fields checked; errors start with `where`."""
+    try:
+        entry = json.loads(line)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{where}: not valid JSON ({err}); each line must be one JSON object") from None
+    if not isinstance(entry, dict):
+        raise ValueError(f"{where}: a JSON {type(entry).__name__}, not an object; each line must be "
+                         f"one JSON object with {', '.join(REQUIRED_KEYS)}")
+    missing = [k for k in REQUIRED_KEYS if k not in entry]
+    if missing:
+        raise ValueError(f"{where}: missing {', '.join(missing)}; "
+                         f"every line needs {', '.join(REQUIRED_KEYS)}")
+    duration = entry["duration"]
+    if not isinstance(entry["text"], str) or isinstance(duration, bool) or \
+            not isinstance(duration, (int, float)) or not math.isfinite(duration) or duration < 0:
+        raise ValueError(f"{where}: \"text\" must be a string and \"duration\" a number of seconds >= 0")
+    if not isinstance(entry["audio_filepath"], str) or not entry["audio_filepath"]:
+        raise ValueError(f"{where}: \"audio_filepath\" must be a path (a string); fix the line")
+    if "id" in entry and not isinstance(entry["id"], str):
+        raise ValueError(f"{where}: \"id\" must be a string; fix the line")
+    return entry
 
 
 def write_jsonl(path: str | Path, rows: list[dict]) -> None:
@@ -92,18 +114,31 @@ def ctc_min_frames(tokens: list[int]) -> int:
     return len(tokens) + repeats
 
 
+def _tidy(tokens: list[int], separator: int | None) -> list[int]:
+    """`tokens` without word separators at the ends or twice in a row, which characters the
+    tokenizer skipped leave behind ("a жук b" -> "a b"; "жук" -> nothing)."""
+    tidy: list[int] = []
+    for token in tokens:
+        if token != separator or tidy and tidy[-1] != separator:
+            tidy.append(token)
+    return tidy[:-1] if tidy and tidy[-1] == separator else tidy
+
+
 class SpeechDataset(Dataset):
     """Utterances of a manifest with their token ids.
 
-    Items are (id, wave (S,), tokens (L,)); an unreadable file gives (id, None, error message)
-    so that batch jobs can record it and go on.
+    Items are (id, wave (S,), tokens (L,)); an unreadable file, or one longer than
+    `max_seconds` (whatever the manifest says), gives (id, None, error message) so that batch
+    jobs can record it and go on.
     """
 
     def __init__(self, entries: list[dict], tokenizer: CharTokenizer, sample_rate: int,
-                 source: str = "manifest"):
+                 source: str = "manifest", max_seconds: float | None = MAX_UTTERANCE_SECONDS):
         self.entries = entries
         self.sample_rate = sample_rate
-        self.tokens = [tokenizer.encode(normalize(e["text"])) for e in entries]
+        self.max_seconds = max_seconds
+        separator = tokenizer.vocab.index(" ") if " " in tokenizer.vocab else None
+        self.tokens = [_tidy(tokenizer.encode(normalize(e["text"])), separator) for e in entries]
         tokenizer.report_oov(source)
 
     def __len__(self) -> int:
@@ -114,23 +149,29 @@ class SpeechDataset(Dataset):
         return [float(e["duration"]) for e in self.entries]
 
     def filter_infeasible(self, output_frames: Callable[[int], int], source: str) -> None:
-        """Drop utterances CTC cannot align: empty targets or more labels than output frames."""
-        keep = [
-            i for i, (e, toks) in enumerate(zip(self.entries, self.tokens))
-            if toks and ctc_min_frames(toks) <= output_frames(round(e["duration"] * self.sample_rate))
-        ]
-        dropped = len(self.entries) - len(keep)
-        if dropped:
-            log.warning("%s: dropped %d of %d utterances that CTC cannot align (empty text, or "
-                        "more labels than frames after subsampling; lower the subsampling factor)",
-                        source, dropped, len(self.entries))
+        """Drop utterances CTC cannot align: empty targets or more labels than output frames;
+        a warning names each."""
+        keep, empty, too_long = [], [], []
+        for i, (e, toks) in enumerate(zip(self.entries, self.tokens)):
+            if not toks:
+                empty.append(e["id"])
+            elif ctc_min_frames(toks) > output_frames(round(e["duration"] * self.sample_rate)):
+                too_long.append(e["id"])
+            else:
+                keep.append(i)
+        if empty or too_long:
+            log.warning("%s: dropped %d of %d utterances that CTC cannot align: %d without a letter the "
+                        "tokenizer can spell (empty, punctuation, emoji, other scripts): %s; %d with more "
+                        "labels than frames after subsampling (lower the subsampling factor): %s",
+                        source, len(empty) + len(too_long), len(self.entries), len(empty),
+                        ", ".join(empty) or "-", len(too_long), ", ".join(too_long) or "-")
         self.entries = [self.entries[i] for i in keep]
         self.tokens = [self.tokens[i] for i in keep]
 
     def __getitem__(self, index: int):
         entry = self.entries[index]
         try:
-            wave = load_audio(entry["audio_filepath"], self.sample_rate)
+            wave = load_audio(entry["audio_filepath"], self.sample_rate, self.max_seconds)
         except AudioError as err:
             return entry["id"], None, str(err)
         return entry["id"], wave, torch.tensor(self.tokens[index], dtype=torch.long)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Iterator
 
 import torch
@@ -58,8 +59,10 @@ def _model_outputs(model: CTCModel, dataset: SpeechDataset, max_batch_seconds: f
     """run_model over `dataset` in length-bucketed batches. Unreadable files are logged and
     left out."""
     device = model_device(model)
-    budget = max(max_batch_seconds, max(dataset.durations, default=0))
-    sampler = BucketBatchSampler(dataset.durations, budget, shuffle=False)
+    longest = dataset.max_seconds or math.inf  # longer ones fail to load: batched as if short
+    durations = [d if d <= longest else 0.0 for d in dataset.durations]
+    budget = max(max_batch_seconds, max(durations, default=0))
+    sampler = BucketBatchSampler(durations, budget, shuffle=False)
     loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate,
                         num_workers=num_workers, pin_memory=device.type == "cuda")
     readable = (batch for batch in tqdm(loader, desc=desc, leave=False, disable=None)

@@ -15,6 +15,8 @@ import json
 import re
 from pathlib import Path
 
+from asr.textfiles import read_lines
+
 _JSONL_FIX = 'each line must be one JSON object like {"id": "utt1", "text": "some words"}'
 _TRN_LINE = re.compile(r"^(.*?)\s*\(([^()\s]+)\)\s*$")
 
@@ -84,7 +86,7 @@ def _lines(path: str | Path) -> list[str]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such transcript file; check the path (JSONL, Kaldi text or trn)")
-    return path.read_text(encoding="utf-8").splitlines()
+    return read_lines(path)
 
 
 def read_transcripts(path: str | Path, fmt: str | None = None) -> dict[str, str]:
