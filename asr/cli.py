@@ -77,6 +77,9 @@ def _add_decode(sub) -> None:
     p.add_argument("--manifest", required=True)
     p.add_argument("--out", required=True, help='hypotheses JSONL: {"id", "text"} per line')
     p.add_argument("--max-batch-seconds", type=float, default=300.0)
+    p.add_argument("--max-utterance-seconds", type=float,
+                   help="longer files are skipped and named, their audio never read whole (default 600; "
+                        "`asr transcribe` cuts long recordings at pauses)")
     p.add_argument("--timing-out", metavar="PATH",
                    help="also write the decode's speed here as JSON: audio and wall-clock seconds (audio "
                         "reading, features, model and search; not loading the model), RTFx, device, decoder")
@@ -88,12 +91,12 @@ def _run_decode(args) -> int:
     import torch
 
     from asr.atomic import write_text
-    from asr.data import SpeechDataset, read_manifest, write_jsonl
+    from asr.data import MAX_UTTERANCE_SECONDS, SpeechDataset, read_manifest, write_jsonl
     from asr.inference import decode_dataset, model_device
 
     model, tokenizer, decoder = _load(args)
     dataset = SpeechDataset(read_manifest(args.manifest), tokenizer, model.config.sample_rate,
-                            args.manifest)
+                            args.manifest, args.max_utterance_seconds or MAX_UTTERANCE_SECONDS)
     device = model_device(model)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     sync()
@@ -152,9 +155,12 @@ def _score_files(ref: str, hyp: str, args):
         hyps = [getattr(args, name) for name in ("hyp", "hyp_a", "hyp_b") if hasattr(args, name)]
         args.normalize = default_normalization(transcript_format(ref, args.ref_format),
                                                *(transcript_format(h, args.hyp_format) for h in hyps))
-    return score(read_transcripts(ref, args.ref_format), read_transcripts(hyp, args.hyp_format),
-                 NORMALIZERS[args.normalize], speakers=read_speakers(ref), normalization=args.normalize,
-                 seed=args.seed)
+    refs, hyps = read_transcripts(ref, args.ref_format), read_transcripts(hyp, args.hyp_format)
+    try:
+        return score(refs, hyps, NORMALIZERS[args.normalize], speakers=read_speakers(ref),
+                     normalization=args.normalize, seed=args.seed)
+    except ValueError as err:  # no reference words
+        raise ValueError(f"{ref}: {err}") from None
 
 
 def _run_score(args) -> int:
@@ -430,18 +436,17 @@ def _add_lm(sub) -> None:
 
 
 def _run_lm(args) -> int:
-    from contextlib import nullcontext
-
     from asr.lm import NgramLM, build_arpa
+    from asr.textfiles import iter_lines
 
-    with nullcontext(sys.stdin) if args.text == "-" else open(args.text, encoding="utf-8") as text:
-        if args.lm_command == "build":
-            build_arpa(text, args.order, args.out, args.prune)  # logs its summary
-        else:
-            r = NgramLM.from_arpa(args.lm, cache=args.cache).evaluate(text)
-            print(json.dumps(r) if args.json else
-                  f"{r['sentences']} sentences, {r['words']} words, {r['oovs']} OOVs: "
-                  f"log10 {r['log10']:.2f}, perplexity {r['perplexity']:.2f}")
+    text = sys.stdin if args.text == "-" else iter_lines(args.text)  # a bad line names file:line
+    if args.lm_command == "build":
+        build_arpa(text, args.order, args.out, args.prune, source=args.text)  # logs its summary
+    else:
+        r = NgramLM.from_arpa(args.lm, cache=args.cache).evaluate(text)
+        print(json.dumps(r) if args.json else
+              f"{r['sentences']} sentences, {r['words']} words, {r['oovs']} OOVs: "
+              f"log10 {r['log10']:.2f}, perplexity {r['perplexity']:.2f}")
     return 0
 
 
@@ -523,9 +528,17 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         return COMMANDS[args.command][1](args)
-    except (ValueError, FileNotFoundError) as err:  # user-caused: bad path, manifest, audio
-        print(f"asr: error: {err}", file=sys.stderr)
+    except (ValueError, OSError) as err:  # user-caused: bad path, manifest, audio; a full disk
+        print(f"asr: error: {_one_line(err)}", file=sys.stderr)
         return 2
+
+
+def _one_line(err: Exception) -> str:
+    """The error as one line; an OSError of the system's as "PATH: what went wrong"."""
+    if isinstance(err, OSError) and err.strerror and (err.filename or err.filename2):
+        return (f"{err.filename2 or err.filename}: {err.strerror}; check the path, its permissions "
+                "and the free space")
+    return "; ".join(line.strip() for line in str(err).splitlines() if line.strip())
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ Two departures from a plain ``ctc_decoder`` call:
 
 from __future__ import annotations
 
-import gzip
 import logging
 import math
 import tempfile
@@ -37,21 +36,35 @@ _CLOSED = -1e9  # log-prob of every other token on the appended separator frame
 
 def arpa_unigrams(path: str | Path) -> list[str]:
     """The words of an ARPA file's ``\\1-grams:`` section, in file order (``.gz`` is read too)."""
-    opener = gzip.open if str(path).endswith(".gz") else open
+    from asr.lm.arpa import arpa_lines
+
     words, inside = [], False
-    with opener(path, "rt", encoding="utf-8") as f:
-        for line in f:
-            line = line.strip()
-            if line == "\\1-grams:":
-                inside = True
-            elif inside and line.startswith("\\"):
-                break
-            elif inside and line:
-                words.append(line.split()[1])  # "log10 prob <tab> word [<tab> backoff]"
+    for number, line in arpa_lines(path):
+        if line == "\\1-grams:":
+            inside = True
+        elif inside and line.startswith("\\"):
+            break
+        elif inside:
+            fields = line.split()  # "log10 prob <tab> word [<tab> backoff]"
+            if len(fields) < 2:
+                raise ValueError(f"{path}:{number}: a 1-gram line needs 'log10prob word', got {line!r}")
+            words.append(fields[1])
     if not inside:
         raise ValueError(f"{path}: no \\1-grams: section (not an ARPA file?); for a binary KenLM "
                          "model pass the word list explicitly (lexicon=[...])")
     return words
+
+
+def _load(lm_path, ctc_decoder, **options):
+    """torchaudio's ctc_decoder(**options); KenLM's complaint about the LM as a ValueError naming it."""
+    try:
+        return ctc_decoder(**options)
+    except (RuntimeError, IndexError, ValueError) as err:  # KenLM's parser raises them all
+        if lm_path is None:
+            raise
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[-1][:200]  # its last line says what
+        raise ValueError(f"{lm_path}: KenLM cannot load it ({reason}); check the ARPA file (`asr lm ppl "
+                         "LM TEXT` reads it and names a bad line) or build it again") from None
 
 
 class FlashlightDecoder:
@@ -127,7 +140,7 @@ class FlashlightDecoder:
                     lm_weight=lm_weight * math.log(10), sil_score=sil_score, log_add=log_add,
                     blank_token=tokenizer.vocab[0], sil_token=SEP)
         if not self.lexicon_mode:
-            self._decoder = ctc_decoder(lexicon=None, **opts)
+            self._decoder = _load(lm_path, ctc_decoder, lexicon=None, **opts)
             return
         spellings = self._spell(tokenizer, lexicon)
         if word_score is None:
@@ -135,8 +148,8 @@ class FlashlightDecoder:
         with tempfile.TemporaryDirectory() as tmp:  # ctc_decoder reads the lexicon at once
             path = Path(tmp) / "lexicon.txt"
             path.write_text("".join(f"{w} {s}\n" for w, s in spellings.items()), encoding="utf-8")
-            self._decoder = ctc_decoder(lexicon=str(path), word_score=word_score, unk_score=unk_score,
-                                        **opts)
+            self._decoder = _load(lm_path, ctc_decoder, lexicon=str(path), word_score=word_score,
+                                  unk_score=unk_score, **opts)
 
     @staticmethod
     def _spell(tokenizer: CharTokenizer, words: list[str]) -> dict[str, str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import re
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,22 +30,38 @@ class Arpa:
         return len(self.ngrams)
 
 
-def _lines(path: Path) -> Iterator[tuple[int, str]]:
-    """(line number, stripped text) of the non-blank lines."""
+def arpa_lines(path: str | Path) -> Iterator[tuple[int, str]]:
+    """(line number, stripped text) of the non-blank lines of an ARPA file (gzipped when it ends
+    in .gz). A file that is not such text (binary, a damaged gzip file, a git-lfs pointer)
+    raises ValueError naming it and the line."""
+    path = Path(path)
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as f:
-        try:
-            for number, line in enumerate(f, 1):
-                if line := line.strip():
+    number = 0
+    try:
+        with opener(path, "rb") as f:
+            for number, raw in enumerate(f, 1):
+                try:
+                    line = raw.decode("utf-8").strip()
+                except UnicodeDecodeError as err:
+                    byte = raw[err.start]
+                    raise ValueError(f"{path}:{number}: not UTF-8 text (byte 0x{byte:02x}); an ARPA LM is "
+                                     "UTF-8 text: convert it (`iconv -f latin1 -t utf-8`) or build it again"
+                                     ) from None
+                if number == 1 and line.startswith("version https://git-lfs"):
+                    raise ValueError(f"{path}: a git-lfs pointer, not the LM itself; fetch it with "
+                                     "`git lfs pull` (git-lfs installed) in its repository")
+                if line:
                     yield number, line
-        except UnicodeDecodeError as err:
-            raise ValueError(f"{path}: not UTF-8 text after line {number}: {err}") from None
+    except (OSError, EOFError, zlib.error) as err:
+        raise ValueError(f"{path}: cannot read it after line {number} ({err}); the file is damaged "
+                         "(or not gzip): copy or build it again") from None
+
 
 
 def read_arpa(path: str | Path) -> Arpa:
     """Parse an ARPA file (optionally .gz); a malformed one raises ValueError naming file and line."""
     path = Path(path)
-    lines = _lines(path)
+    lines = arpa_lines(path)
     number, line = 0, ""
 
     def fail(message: str) -> NoReturn:

@@ -44,7 +44,7 @@ def _thresholds(prune: list[int] | None, order: int) -> list[int]:
     return list(prune) + [prune[-1]] * (order - len(prune))
 
 
-def _count(lines: Iterable[str], order: int, normalizer: Callable[[str], str] | None):
+def _count(lines: Iterable[str], order: int, normalizer: Callable[[str], str] | None, source: str):
     """Raw counts of the `order`-grams and of the sentence prefixes `<s> ...` shorter than that."""
     top: Counter[Ngram] = Counter()
     prefixes: list[Counter[Ngram]] = [Counter() for _ in range(order - 1)]
@@ -54,7 +54,7 @@ def _count(lines: Iterable[str], order: int, normalizer: Callable[[str], str] | 
         if not words:
             continue
         if BOS in words or EOS in words:
-            raise ValueError(f"line {number}: {BOS} and {EOS} are reserved: {line!r}")
+            raise ValueError(f"{source}:{number}: {BOS} and {EOS} are reserved: {line!r}")
         sentences += 1
         tokens += len(words)
         padded = (BOS, *words, EOS)
@@ -101,17 +101,18 @@ def _kept(adjusted: list[Counter[Ngram]], thresholds: list[int]) -> list[set[Ngr
 
 
 def build_arpa(lines: Iterable[str], order: int, out: str | Path, prune: list[int] | None = None,
-               normalizer: Callable[[str], str] | None = normalize) -> dict:
+               normalizer: Callable[[str], str] | None = normalize, source: str = "text") -> dict:
     """Estimate an `order`-gram modified Kneser-Ney LM from one sentence per line; write ARPA to
     `out` (atomically). `prune[k]`: the smallest adjusted count a (k+1)-gram needs to be kept.
-    Returns a summary: sentences, words, vocab, n-grams and pruned per order, discounts."""
+    Errors about the text name it as `source`. Returns a summary: sentences, words, vocab,
+    n-grams and pruned per order, discounts."""
     if order < 2:
         raise ValueError(f"order must be at least 2 (kenlm loads no unigram models), got {order}")
     thresholds = _thresholds(prune, order)
-    top, prefixes, sentences, tokens = _count(lines, order, normalizer)
+    top, prefixes, sentences, tokens = _count(lines, order, normalizer, source)
     if not top:
-        raise ValueError(f"text too small for a {order}-gram model: {sentences} non-empty sentences, "
-                         f"none with the {max(order - 2, 1)}+ words a {order}-gram needs")
+        raise ValueError(f"{source}: text too small for a {order}-gram model: {sentences} non-empty "
+                         f"sentences, none with the {max(order - 2, 1)}+ words a {order}-gram needs")
     adjusted = _adjusted_counts(top, prefixes)
     unigrams = adjusted[0]
     unigrams.pop((BOS,), None)  # never predicted; its 1-gram is written separately
