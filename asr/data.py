@@ -149,22 +149,26 @@ class SpeechDataset(Dataset):
         return [float(e["duration"]) for e in self.entries]
 
     def filter_infeasible(self, output_frames: Callable[[int], int], source: str) -> None:
-        """Drop utterances CTC cannot align: empty targets or more labels than output frames;
-        a warning names each."""
-        keep, empty, too_long = [], [], []
+        """Drop utterances CTC cannot align (empty targets, more labels than output frames) and
+        those longer than `max_seconds` (they would not load); a warning names each."""
+        keep, empty, too_short, too_long = [], [], [], []
         for i, (e, toks) in enumerate(zip(self.entries, self.tokens)):
             if not toks:
                 empty.append(e["id"])
-            elif ctc_min_frames(toks) > output_frames(round(e["duration"] * self.sample_rate)):
+            elif self.max_seconds is not None and e["duration"] > self.max_seconds:
                 too_long.append(e["id"])
+            elif ctc_min_frames(toks) > output_frames(round(e["duration"] * self.sample_rate)):
+                too_short.append(e["id"])
             else:
                 keep.append(i)
-        if empty or too_long:
-            log.warning("%s: dropped %d of %d utterances that CTC cannot align: %d without a letter the "
-                        "tokenizer can spell (empty, punctuation, emoji, other scripts): %s; %d with more "
-                        "labels than frames after subsampling (lower the subsampling factor): %s",
-                        source, len(empty) + len(too_long), len(self.entries), len(empty),
-                        ", ".join(empty) or "-", len(too_long), ", ".join(too_long) or "-")
+        dropped = {"without a letter the tokenizer can spell (empty, punctuation, emoji)": empty,
+                   "with more labels than frames after subsampling (lower the subsampling factor)": too_short,
+                   f"longer than {self.max_seconds} s": too_long}
+        if len(keep) < len(self.entries):
+            log.warning("%s: dropped %d of %d utterances that CTC cannot align or that are too long: %s",
+                        source, len(self.entries) - len(keep), len(self.entries),
+                        "; ".join(f"{len(ids)} {why}: {', '.join(ids)}"
+                                  for why, ids in dropped.items() if ids))
         self.entries = [self.entries[i] for i in keep]
         self.tokens = [self.tokens[i] for i in keep]
 
