@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shlex
+import socket
 import time
 import warnings
 from dataclasses import fields, replace
@@ -118,8 +120,11 @@ def make_study(exp_dir: Path, storage: str, name: str, sampler: str, pruner: str
     import optuna
     from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 
+    # Workers sharing a study must not share a seed, or each proposes the same trials as the
+    # others; `constant_liar` keeps TPE away from the trials other workers are running.
+    seed = seed + os.getpid()
     samplers = {
-        "tpe": lambda: optuna.samplers.TPESampler(seed=seed),
+        "tpe": lambda: optuna.samplers.TPESampler(seed=seed, constant_liar=True),
         "random": lambda: optuna.samplers.RandomSampler(seed=seed),
         "grid": lambda: optuna.samplers.GridSampler(grid_space(space), seed=seed),
     }
@@ -154,6 +159,15 @@ def counted(trials) -> int:
     return sum(t.number not in replaced for t in trials)
 
 
+def same_params_done(trial, params: dict):
+    """A complete earlier trial with exactly `params`, or None: samplers can propose a point
+    twice, and training it again would only spend the budget on the same result."""
+    from optuna.trial import TrialState
+
+    done = trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    return next((t for t in done if t.params == params), None)
+
+
 def objective(base: TrainConfig, space: dict, exp_dir: Path):
     import optuna
 
@@ -172,7 +186,12 @@ def objective(base: TrainConfig, space: dict, exp_dir: Path):
                 raise optuna.TrialPruned()
 
         try:
+            trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
             params = suggest(trial, space)
+            if twin := same_params_done(trial, params):
+                trial.set_user_attr("note", f"same as trial {twin.number}: not trained again")
+                trial.set_user_attr("epochs", 0)
+                return twin.value
             cfg = trial_config(base, params, exp_dir / f"trial-{trial.number}")
             trial.set_user_attr("command", shlex.join(train_command(cfg)))
             log.info("trial %d: %s", trial.number, params)

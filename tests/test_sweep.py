@@ -45,14 +45,19 @@ def test_two_workers_share_one_study(corpus, tmp_path):
     exp = tmp_path / "exp"
     command = _sweep(train_m, dev_m, exp, space, 6)
     first = subprocess.Popen(command, env=ENV, stderr=subprocess.PIPE, text=True)
-    time.sleep(2)  # both create the study: one makes it, the other loads it
+    while not (exp / "sweep.db").exists():  # the first makes the study, the second loads it
+        time.sleep(0.1)
     second = subprocess.Popen(command, env=ENV, stderr=subprocess.PIPE, text=True)
     for worker in (first, second):
         assert worker.wait(timeout=300) == 0, worker.stderr.read()
     trials = _trials(exp)
     assert len(trials) in (6, 7)  # both may start a trial when 5 are counted
     assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
-    assert all(_times_trained(exp, t.number) == 1 for t in trials)  # none lost or run twice
+    trained = [t for t in trials if "same as trial" not in t.user_attrs.get("note", "")]
+    assert all(_times_trained(exp, t.number) == 1 for t in trained)  # none lost or run twice
+    assert len({t.user_attrs["worker"] for t in trials}) == 2
+    params = [tuple(sorted(t.params.items())) for t in trained]
+    assert len(set(params)) == len(params)  # the workers do not propose each other's trials
     assert trials[0].params == {"lr": 2e-3, "hidden_size": 16}  # the base configuration first
 
     results = (exp / "results.md").read_text()
