@@ -23,6 +23,7 @@ import torch
 from asr.atomic import atomic_path
 from asr.model import CTCModel, ModelConfig
 from asr.text import CharTokenizer
+from asr.textfiles import git_lfs_pointer
 from asr.tokenizers import tokenizer_from_dict
 
 FORMAT, VERSION = "asr-model", 1  # config.json's "format" and "version" in an exported folder
@@ -80,6 +81,8 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
         return load_folder(path, map_location)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: checkpoint not found; train a model first or fix --model")
+    if lfs := git_lfs_pointer(path):
+        raise lfs
     try:
         with warnings.catch_warnings():  # a plain pickle's protocol note: refused anyway if unsafe
             warnings.filterwarnings("ignore", "Detected pickle protocol", UserWarning)
@@ -124,6 +127,8 @@ def load_folder(path: str | Path, map_location="cpu") -> dict:
     try:
         weights = load_file(path / WEIGHTS)
     except Exception as err:  # missing, truncated, not safetensors
+        if lfs := git_lfs_pointer(path / WEIGHTS):
+            raise lfs from None
         raise ValueError(f"{path / WEIGHTS}: missing or not a readable safetensors file "
                          f"({type(err).__name__}); re-export the model with `asr export`") from None
     weights = {k: v.to(map_location) for k, v in weights.items()}

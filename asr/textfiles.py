@@ -40,3 +40,20 @@ def iter_lines(path: str | Path) -> Iterator[str]:
 def read_lines(path: str | Path) -> list[str]:
     """All lines of the UTF-8 text file `path` (see iter_lines)."""
     return list(iter_lines(path))
+
+
+GIT_LFS_POINTER = "version https://git-lfs"
+
+
+def git_lfs_pointer(path: str | Path) -> ValueError | None:
+    """The error for a git-lfs pointer stored where a large file (a model, an LM) should be:
+    a clone made without git-lfs has these small text files instead; else None."""
+    try:
+        with open(path, "rb") as f:
+            start = f.read(len(GIT_LFS_POINTER))
+    except OSError:
+        return None
+    if start != GIT_LFS_POINTER.encode():
+        return None
+    return ValueError(f"{path}: a git-lfs pointer, not the file itself; fetch it with "
+                      "`git lfs pull` (git-lfs installed) in its repository")

@@ -1293,6 +1293,19 @@ def _keep_prepare(drill: Drill) -> Outcome:
     return guarded(refused(res, str(audio)) if named else crashed("a.wav is not named"), guard)
 
 
+# --- training faults (scripts/training_faults.py) --------------------------------------------
+
+def _training_case(run: Callable[[Path], tuple[str, str]], drill: Drill) -> Outcome:
+    return Outcome(*run(drill.folder("training-faults")))
+
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import training_faults  # noqa: E402
+
+for _name, _expected, _run in training_faults.CASES:
+    CASES.append(Case(_name, _expected, partial(_training_case, _run)))
+
+
 # --- running the drill ----------------------------------------------------------------------
 
 def run_case(drill: Drill, item: Case) -> Outcome:

@@ -177,8 +177,8 @@ def _process_with_env(root: int, name: str, value: str) -> int:
 
 
 CASES = [
-    ("train: SIGKILL at random moments, --resume after each", "final model equal, no corrupt checkpoint",
-     sigkill_loop),
-    ("train: one DDP rank killed (torchrun, 2 processes)", "stops within 60 s naming the rank",
+    ("train/sigkill-resume", f"killed {KILLS} times at random moments and mid-write, --resume "
+     "after each: no corrupt checkpoint, final model equal to an uninterrupted run's", sigkill_loop),
+    ("train/ddp-rank-killed", "rank 1 of 2 killed under torchrun: stops within 60 s naming the rank",
      ddp_rank_killed),
 ]

@@ -4,6 +4,7 @@ import argparse
 import json
 import os
 import pickle
+import shutil
 
 import pytest
 import torch
@@ -155,6 +156,17 @@ def test_anything_else_is_refused_in_one_line_and_never_run(released, tmp_path):
         assert "\n" not in message and str(path) in message, (name, message)
         assert "asr export" in message or "asr train" in message, (name, message)
     assert not marker.exists()
+
+
+def test_a_git_lfs_pointer_in_place_of_a_model_says_how_to_fetch_it(released, tmp_path):
+    pointer = "version https://git-lfs.github.com/spec/v1\noid sha256:0123\nsize 4000\n"
+    (tmp_path / "best.pt").write_text(pointer)
+    shutil.copytree(released["dir"], tmp_path / "model")
+    (tmp_path / "model" / "model.safetensors").write_text(pointer)
+    for path, named in [(tmp_path / "best.pt",) * 2, (tmp_path / "model", tmp_path / "model" / "model.safetensors")]:
+        with pytest.raises(ValueError) as err:
+            load_checkpoint(path)
+        assert str(err.value).startswith(f"{named}: a git-lfs pointer") and "git lfs pull" in str(err.value)
 
 
 def test_int8_is_close_to_fp32_and_really_quantized(released):

@@ -12,6 +12,8 @@ from typing import NoReturn
 
 import numpy as np
 
+from asr.textfiles import git_lfs_pointer
+
 BOS, EOS, UNK = "<s>", "</s>", "<unk>"
 _COUNT = re.compile(r"ngram\s+(\d+)\s*=\s*(\d+)")
 
@@ -35,6 +37,8 @@ def arpa_lines(path: str | Path) -> Iterator[tuple[int, str]]:
     in .gz). A file that is not such text (binary, a damaged gzip file, a git-lfs pointer)
     raises ValueError naming it and the line."""
     path = Path(path)
+    if lfs := git_lfs_pointer(path):  # a plain text file, even where .gz is expected
+        raise lfs
     opener = gzip.open if path.suffix == ".gz" else open
     number = 0
     try:
@@ -47,9 +51,6 @@ def arpa_lines(path: str | Path) -> Iterator[tuple[int, str]]:
                     raise ValueError(f"{path}:{number}: not UTF-8 text (byte 0x{byte:02x}); an ARPA LM is "
                                      "UTF-8 text: convert it (`iconv -f latin1 -t utf-8`) or build it again"
                                      ) from None
-                if number == 1 and line.startswith("version https://git-lfs"):
-                    raise ValueError(f"{path}: a git-lfs pointer, not the LM itself; fetch it with "
-                                     "`git lfs pull` (git-lfs installed) in its repository")
                 if line:
                     yield number, line
     except (OSError, EOFError, zlib.error) as err:
