@@ -21,6 +21,9 @@ done
 
 log() { echo "$(date '+%F %T') ($(basename "$(pwd)")) $*" >&2; }
 
+_running=""  # the stage running now: named when the recipe stops on an error in it
+trap 'status=$?; [ "$status" = 0 ] || [ -z "$_running" ] || log "stage $_running: failed (exit $status)"' EXIT
+
 # The recipe's options: the variables its run.sh sets before sourcing this file. Those that
 # only say how a stage runs (not what it makes) are left out of the stage markers.
 _recipe_options=$(sed -n '/^\. \.\.\/lib\.sh/q; s/^\([a-z_][a-z_0-9]*\)=.*/\1/p' "$(basename "$0")")
@@ -75,7 +78,9 @@ run_stage() {
   fi
   log "stage $n ($fn): start"
   local started=$SECONDS
+  _running="$n ($fn)"
   "$fn" "${@:4}"
+  _running=""
   if [ "$marker" != - ]; then mkdir -p "$(dirname "$marker")" && printf '%s\n' "$options" > "$marker"; fi
   log "stage $n ($fn): finished in $((SECONDS - started)) s"
 }

@@ -8,6 +8,8 @@
 #   (default: recipes/synth/exp-units, chars=3:0 sp128=4:128 sp256=4:256; VOCAB 0: characters;
 #   SUBSAMPLING stack, the default, or conv)
 #
+# EPOCHS (default 6) sets the training epochs of every run.
+#
 # Prints one line per model: name, training seconds, dev/test WER greedy and with the LM.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,13 +33,13 @@ for run in "${runs[@]}"; do
   [ "$vocab" = 0 ] || units=(--tokenizer sentencepiece --vocab-size "$vocab")
   start=$SECONDS
   taskset -c "$core" asr train --train data/train.jsonl --dev data/dev.jsonl --exp-dir "$exp" --size small \
-    --epochs 6 --max-batch-seconds 50 --lr 3e-3 --device cpu --subsampling "$subsampling" \
+    --epochs "${EPOCHS:-6}" --max-batch-seconds 50 --lr 3e-3 --device cpu --subsampling "$subsampling" \
     --subsampling-factor "$factor" --num-workers 1 --freq-mask 15 --n-freq-masks 1 --time-mask 20 \
     --n-time-masks 1 "${units[@]}" > "$exp/train.out" 2>&1
   seconds=$((SECONDS - start))
   taskset -c "$core" asr tune-lm --model "$exp/best.pt" --manifest data/dev.jsonl --lm exp/lm/lm.arpa \
     --beam-size 10 --device cpu > "$exp/tune.md" 2> "$exp/tune.err"
-  line="$name x$factor $subsampling: train ${seconds} s"
+  line="$name x$factor $subsampling ${EPOCHS:-6} epochs: train ${seconds} s"
   for dec in greedy beam; do
     for set in dev test; do
       taskset -c "$core" asr decode --model "$exp/best.pt" --manifest "data/$set.jsonl" --decoder $dec \

@@ -62,10 +62,14 @@ sweep() {
       --num-workers 0 --space "$sweep_space" --trials "$sweep_trials" --sampler tpe \
       --pruner median > "exp/sweep/worker-${#workers[@]}.log" 2>&1 &
     workers+=($!)
-    sleep 5  # the first worker creates the study
+    while [ ! -f exp/sweep/sweep.db ] && kill -0 "$!" 2>/dev/null; do sleep 1; done  # the study
   done
-  for pid in "${workers[@]}"; do wait "$pid"; done
-  cat exp/sweep/results.md
+  local failed=0 i
+  for i in "${!workers[@]}"; do
+    wait "${workers[$i]}" || { failed=1; log "sweep worker $i failed: $(tail -n 1 "exp/sweep/worker-$i.log")" \
+      "(whole log: exp/sweep/worker-$i.log)"; }
+  done
+  [ "$failed" = 0 ] && cat exp/sweep/results.md
 }
 
 run_stage 10 exp/sweep/.done sweep
