@@ -58,7 +58,7 @@ def save_plots(study, exp_dir: Path) -> list[str]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # Optuna marks its matplotlib plots experimental
             try:
-                axes = getattr(plots, f"plot_{name}")(study)
+                axes = getattr(plots, f"plot_{name}")(study, target_name="dev WER (fraction)")
             except ValueError:  # nothing finished yet
                 continue
         figure = np.ravel(axes)[0].figure
