@@ -22,7 +22,7 @@ done
 log() { echo "$(date '+%F %T') ($(basename "$(pwd)")) $*" >&2; }
 
 _running=""  # the stage running now: named when the recipe stops on an error in it
-trap 'status=$?; [ "$status" = 0 ] || [ -z "$_running" ] || log "stage $_running: failed (exit $status)"' EXIT
+trap '_status=$?; [ "$_status" = 0 ] || [ -z "$_running" ] || log "stage $_running: failed (exit $_status)"' EXIT
 
 # The recipe's options: the variables its run.sh sets before sourcing this file. Those that
 # only say how a stage runs (not what it makes) are left out of the stage markers.
