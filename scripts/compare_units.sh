@@ -4,11 +4,12 @@
 # weights on dev, decode dev and test greedy and with the LM, score. Pinned to one core
 # (CORE, default 0) with one thread, so each training time is comparable.
 #
-#   [CORE=N] bash scripts/compare_units.sh [OUT_DIR] [NAME=FACTOR:VOCAB[:SUBSAMPLING] ...]
+#   [CORE=N] bash scripts/compare_units.sh [OUT_DIR] [NAME=FACTOR:VOCAB[:SUBSAMPLING[:LAYERS]]] ...]
 #   (default: recipes/synth/exp-units, chars=3:0 sp128=4:128 sp256=4:256; VOCAB 0: characters;
-#   SUBSAMPLING stack, the default, or conv)
+#   SUBSAMPLING stack, the default, or conv; LAYERS: recurrent layers, default 3)
 #
-# EPOCHS (default 6) sets the training epochs of every run.
+# EPOCHS (default 6) sets the training epochs of every run; DATA (default data, under
+# recipes/synth) the data folder, e.g. one made by `asr prepare synth --out data12 --hours 12`.
 #
 # Prints one line per model: name, training seconds, dev/test WER greedy and with the LM.
 set -euo pipefail
@@ -19,32 +20,33 @@ shift || true
 runs=("$@")
 [ ${#runs[@]} -gt 0 ] || runs=(chars=3:0 sp128=4:128 sp256=4:256)
 cd recipes/synth
+data=${DATA:-data}
 export OMP_NUM_THREADS=1
 core=${CORE:-0}
 [ -f exp/lm/lm.arpa ] || asr lm build data/lm_train.txt --order 3 --out exp/lm/lm.arpa
 wer() { python3 -c "import json,sys; print(f\"{100 * json.load(open(sys.argv[1]))['wer']:.2f}\")" "$1"; }
 for run in "${runs[@]}"; do
   name=${run%%=*} spec=${run#*=}
-  IFS=: read -r factor vocab subsampling <<< "$spec"
-  subsampling=${subsampling:-stack}
+  IFS=: read -r factor vocab subsampling layers <<< "$spec"
+  subsampling=${subsampling:-stack} layers=${layers:-3}
   exp=$out/$name
   mkdir -p "$exp"
   units=()
   [ "$vocab" = 0 ] || units=(--tokenizer sentencepiece --vocab-size "$vocab")
   start=$SECONDS
-  taskset -c "$core" asr train --train data/train.jsonl --dev data/dev.jsonl --exp-dir "$exp" --size small \
-    --epochs "${EPOCHS:-6}" --max-batch-seconds 50 --lr 3e-3 --device cpu --subsampling "$subsampling" \
+  taskset -c "$core" asr train --train "$data/train.jsonl" --dev "$data/dev.jsonl" --exp-dir "$exp" --size small \
+    --num-layers "$layers" --epochs "${EPOCHS:-6}" --max-batch-seconds 50 --lr 3e-3 --device cpu --subsampling "$subsampling" \
     --subsampling-factor "$factor" --num-workers 1 --freq-mask 15 --n-freq-masks 1 --time-mask 20 \
     --n-time-masks 1 "${units[@]}" > "$exp/train.out" 2>&1
   seconds=$((SECONDS - start))
-  taskset -c "$core" asr tune-lm --model "$exp/best.pt" --manifest data/dev.jsonl --lm exp/lm/lm.arpa \
+  taskset -c "$core" asr tune-lm --model "$exp/best.pt" --manifest "$data/dev.jsonl" --lm exp/lm/lm.arpa \
     --beam-size 10 --device cpu > "$exp/tune.md" 2> "$exp/tune.err"
-  line="$name x$factor $subsampling ${EPOCHS:-6} epochs: train ${seconds} s"
+  line="$name x$factor $subsampling $layers layers ${EPOCHS:-6} epochs: train ${seconds} s"
   for dec in greedy beam; do
     for set in dev test; do
-      taskset -c "$core" asr decode --model "$exp/best.pt" --manifest "data/$set.jsonl" --decoder $dec \
+      taskset -c "$core" asr decode --model "$exp/best.pt" --manifest "$data/$set.jsonl" --decoder $dec \
         --out "$exp/recogs-$set-$dec.jsonl" --device cpu 2>> "$exp/decode.err"
-      asr score "data/$set.jsonl" "$exp/recogs-$set-$dec.jsonl" --json > "$exp/wer-$set-$dec.json"
+      asr score "$data/$set.jsonl" "$exp/recogs-$set-$dec.jsonl" --json > "$exp/wer-$set-$dec.json"
       line+=", $set $dec $(wer "$exp/wer-$set-$dec.json")"
     done
   done
