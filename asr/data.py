@@ -148,22 +148,28 @@ class SpeechDataset(Dataset):
     def durations(self) -> list[float]:
         return [float(e["duration"]) for e in self.entries]
 
-    def filter_infeasible(self, output_frames: Callable[[int], int], source: str) -> None:
-        """Drop utterances CTC cannot align (empty targets, more labels than output frames) and
-        those longer than `max_seconds` (they would not load); a warning names each."""
-        keep, empty, too_short, too_long = [], [], [], []
+    def filter_infeasible(self, output_frames: Callable[[int], int], source: str,
+                          batch_seconds: float | None = None) -> None:
+        """Drop utterances CTC cannot align (empty targets, more labels than output frames),
+        those longer than `max_seconds` (they would not load) and those longer than
+        `batch_seconds` (no batch could hold them); a warning names each."""
+        keep, empty, too_short, too_long, over_batch = [], [], [], [], []
         for i, (e, toks) in enumerate(zip(self.entries, self.tokens)):
             if not toks:
                 empty.append(e["id"])
             elif self.max_seconds is not None and e["duration"] > self.max_seconds:
                 too_long.append(e["id"])
+            elif batch_seconds is not None and e["duration"] > batch_seconds:
+                over_batch.append(e["id"])
             elif ctc_min_frames(toks) > output_frames(round(e["duration"] * self.sample_rate)):
                 too_short.append(e["id"])
             else:
                 keep.append(i)
         dropped = {"without a letter the tokenizer can spell (empty, punctuation, emoji)": empty,
                    "with more labels than frames after subsampling (lower the subsampling factor)": too_short,
-                   f"longer than {self.max_seconds} s": too_long}
+                   f"longer than {self.max_seconds} s": too_long,
+                   f"longer than a batch holds ({batch_seconds:g} s; raise --max-batch-seconds to keep "
+                   "them)": over_batch}
         if len(keep) < len(self.entries):
             log.warning("%s: dropped %d of %d utterances that CTC cannot align or that are too long: %s",
                         source, len(self.entries) - len(keep), len(self.entries),

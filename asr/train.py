@@ -380,7 +380,8 @@ def _train(cfg: TrainConfig, dist: Distributed, watch: WorkerWatch,
     longest, shortest = (1 / augment.speed_range[0], 1 / augment.speed_range[1]) \
         if augment.speed_prob > 0 else (1.0, 1.0)
     train_set.filter_infeasible(
-        lambda n: int(model.output_lengths(torch.tensor(int(n * shortest)))), cfg.train_manifest)
+        lambda n: int(model.output_lengths(torch.tensor(int(n * shortest)))), cfg.train_manifest,
+        batch_seconds=cfg.max_batch_seconds / longest)
     dev_set = SpeechDataset(read_manifest(cfg.dev_manifest), tokenizer,
                             model_config.sample_rate, cfg.dev_manifest)
     if len(train_set) == 0:

@@ -168,11 +168,13 @@ def test_training_names_each_utterance_it_drops(caplog):
     texts = {**drill.BAD_TEXTS, **drill.FINE_TEXTS}
     rows = [{"id": i, "audio_filepath": "a.wav", "duration": 1.6, "text": t} for i, t in texts.items()]
     rows.append({"id": "t-hours", "audio_filepath": "b.wav", "duration": 3 * 3600.0, "text": "a b"})
+    rows.append({"id": "over-batch", "audio_filepath": "c.wav", "duration": 90.0, "text": "a b"})
     dataset = SpeechDataset(rows, CharTokenizer(), 16000)
     with caplog.at_level(logging.WARNING):
-        dataset.filter_infeasible(lambda n: n // 320, "m.jsonl")  # 50 frames a second
+        dataset.filter_infeasible(lambda n: n // 320, "m.jsonl", batch_seconds=60)  # 50 frames a second
     assert [e["id"] for e in dataset.entries] == list(drill.FINE_TEXTS)
-    bad = [*drill.BAD_TEXTS, "t-hours"]
+    assert "1 longer than a batch holds (60 s; raise --max-batch-seconds to keep them): over-batch" in caplog.text
+    bad = [*drill.BAD_TEXTS, "t-hours", "over-batch"]
     assert [i for i in bad if re.search(rf"(?<![\w-]){i}(?![\w-])", caplog.text)] == bad, caplog.text
 
 
