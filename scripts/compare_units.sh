@@ -5,9 +5,10 @@
 # (CORE, default 0) with one thread, so each training time is comparable.
 #
 #   [CORE=N] bash scripts/compare_units.sh [OUT_DIR] [NAME=FACTOR:VOCAB[:SUBSAMPLING[:LAYERS]]] ...]
-#   (default: recipes/synth/exp-units, chars=3:0 sp128=4:128 sp256=4:256; VOCAB 0: characters;
+#   (default: recipes/synth/exp-units, chars3=3:0 sp48=4:48; VOCAB 0: characters;
 #   SUBSAMPLING stack, the default, or conv; LAYERS: recurrent layers, default 3)
 #
+# A run stopped midway goes on from its last checkpoint when the same command is run again.
 # EPOCHS (default 6) sets the training epochs of every run; DATA (default data, under
 # recipes/synth) the data folder, e.g. one made by `asr prepare synth --out data12 --hours 12`.
 #
@@ -18,7 +19,7 @@ cd "$(dirname "$0")/.."
 out=$(realpath -m "${1:-recipes/synth/exp-units}")
 shift || true
 runs=("$@")
-[ ${#runs[@]} -gt 0 ] || runs=(chars=3:0 sp128=4:128 sp256=4:256)
+[ ${#runs[@]} -gt 0 ] || runs=(chars3=3:0 sp48=4:48)
 cd recipes/synth
 data=${DATA:-data}
 export OMP_NUM_THREADS=1
@@ -33,12 +34,12 @@ for run in "${runs[@]}"; do
   mkdir -p "$exp"
   units=()
   [ "$vocab" = 0 ] || units=(--tokenizer sentencepiece --vocab-size "$vocab")
-  start=$SECONDS
   taskset -c "$core" asr train --train "$data/train.jsonl" --dev "$data/dev.jsonl" --exp-dir "$exp" --size small \
     --num-layers "$layers" --epochs "${EPOCHS:-6}" --max-batch-seconds 50 --lr 3e-3 --device cpu --subsampling "$subsampling" \
     --subsampling-factor "$factor" --num-workers 1 --freq-mask 15 --n-freq-masks 1 --time-mask 20 \
-    --n-time-masks 1 "${units[@]}" > "$exp/train.out" 2>&1
-  seconds=$((SECONDS - start))
+    --n-time-masks 1 --resume --save-every-steps 500 "${units[@]}" >> "$exp/train.out" 2>&1
+  # the epochs' logged seconds: a run stopped and started again (it resumes) counts its epochs once
+  seconds=$(awk '/epoch [0-9]+: train loss/ {t += substr($(NF-1), 2)} END {print t}' "$exp/train.out")
   taskset -c "$core" asr tune-lm --model "$exp/best.pt" --manifest "$data/dev.jsonl" --lm exp/lm/lm.arpa \
     --beam-size 10 --device cpu > "$exp/tune.md" 2> "$exp/tune.err"
   line="$name x$factor $subsampling $layers layers ${EPOCHS:-6} epochs: train ${seconds} s"
