@@ -168,7 +168,7 @@ class SpeechDataset(Dataset):
         dropped = {"without a letter the tokenizer can spell (empty, punctuation, emoji)": empty,
                    "with more labels than frames after subsampling (lower the subsampling factor)": too_short,
                    f"longer than {self.max_seconds} s": too_long,
-                   f"longer than a batch holds ({batch_seconds:g} s; raise --max-batch-seconds to keep "
+                   f"longer than a batch holds ({batch_seconds} s; raise --max-batch-seconds to keep "
                    "them)": over_batch}
         if len(keep) < len(self.entries):
             log.warning("%s: dropped %d of %d utterances that CTC cannot align or that are too long: %s",
