@@ -6,6 +6,7 @@ without them everything here degrades to a single process with no communication.
 
 from __future__ import annotations
 
+import gc
 import os
 from dataclasses import dataclass
 
@@ -58,7 +59,10 @@ class Distributed:
             dist.barrier()
 
     def close(self) -> None:
+        """Leave the process group. DDP's reference cycles keep it alive until a garbage
+        collection; left to interpreter shutdown, gloo's threads can abort the process."""
         if self.enabled and dist.is_initialized():
+            gc.collect()
             dist.destroy_process_group()
 
 

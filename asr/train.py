@@ -335,7 +335,9 @@ def train(cfg: TrainConfig, on_epoch_end: Callable[[int, float], None] | None = 
     watch = WorkerWatch()
     try:
         with flushed_denormals():
-            return _train(cfg, dist, watch, on_epoch_end)
+            result = _train(cfg, dist, watch, on_epoch_end)
+        dist.barrier()  # ranks leave together, once rank 0 has written the last files
+        return result
     except Exception as err:
         if not (dead := watch.dead_workers()):
             raise
