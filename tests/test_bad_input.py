@@ -3,7 +3,6 @@ each kind of bad audio is refused in one line naming the file or transcribed rig
 finish and name every bad item, and bad manifests, transcripts and LMs are refused naming the
 file and line. The audio kinds, manifest and LM defects are the drill's own."""
 
-import importlib.util
 import json
 import logging
 import re
@@ -27,11 +26,11 @@ from asr.text import CharTokenizer
 from asr.transcription import Recognizer, transcribe
 from asr.transcripts import read_transcripts
 
-SCRIPT = Path(__file__).parents[1] / "scripts" / "fault_drill.py"
-_spec = importlib.util.spec_from_file_location("fault_drill", SCRIPT)
-drill = sys.modules["fault_drill"] = importlib.util.module_from_spec(_spec)  # dataclasses look it up
-_spec.loader.exec_module(drill)
-KINDS = {Path(k.name).stem: k for k in drill.AUDIO_KINDS}
+sys.path.insert(0, str(Path(__file__).parents[1] / "scripts"))
+from drill import audio as drill_audio  # noqa: E402 (the drill's cases, scripts/drill/)
+from drill import core, files, inputs  # noqa: E402
+
+KINDS = {Path(k.name).stem: k for k in drill_audio.AUDIO_KINDS}
 REFUSED = [stem for stem, k in KINDS.items() if k.want == "refused"]
 
 
@@ -50,7 +49,7 @@ def speech(spoken_model):
 @pytest.fixture(scope="module")
 def kinds(speech, tmp_path_factory):
     """Every kind of audio file in one folder, a transcript beside each: {stem: path}."""
-    return drill.write_kinds(tmp_path_factory.mktemp("kinds") / "audio", *speech)
+    return drill_audio.write_kinds(tmp_path_factory.mktemp("kinds") / "audio", *speech)
 
 
 def _one_line_naming(message: str, path: Path) -> None:
@@ -78,7 +77,7 @@ def test_each_kind_of_audio_is_transcribed_right_or_refused_in_one_line(stem, ki
         assert kind.want == "either", err
         return _one_line_naming(str(err), path)
     if kind.want == "words":
-        assert drill.cer(text, result) <= drill.MAX_CER, result
+        assert core.cer(text, result) <= core.MAX_CER, result
     elif kind.want == "silent":
         assert result == ""
     elif kind.want == "same":  # what the same samples give when read from a float WAV
@@ -128,7 +127,7 @@ def test_decode_names_every_bad_file_and_decodes_the_rest(kinds, speech, spoken_
         assert stem not in hyps
         assert any(f"skipping {stem}: {kinds[stem]}" in r.getMessage() for r in caplog.records), stem
     words = [s for s, k in KINDS.items() if k.want == "words"]
-    assert all(drill.cer(speech[1], hyps[s]) <= drill.MAX_CER for s in words), hyps
+    assert all(core.cer(speech[1], hyps[s]) <= core.MAX_CER for s in words), hyps
 
 
 def test_prepare_folder_names_every_unreadable_file(kinds, tmp_path, caplog):
@@ -147,7 +146,7 @@ def test_a_file_that_vanishes_after_the_run_listed_it_is_named(how, recognizer, 
     for name in ("a.wav", "victim.wav"):
         soundfile.write(audio / name, speech[0], 16000)
     items = collect_inputs([str(audio)])
-    drill._spoil(audio / "victim.wav", how)
+    drill_audio._spoil(audio / "victim.wav", how)
     summary = transcribe_to_dir(recognizer, items, tmp_path / "out", ["txt"])
     ledger = read_ledger(tmp_path / "out")
     assert summary.failed == 1 and summary.done == 1 and ledger["a"]["status"] == "done"
@@ -165,22 +164,23 @@ def test_an_utterance_too_long_to_decode_whole_is_named_not_read(speech, tmp_pat
 
 
 def test_training_names_each_utterance_it_drops(caplog):
-    texts = {**drill.BAD_TEXTS, **drill.FINE_TEXTS}
+    texts = {**inputs.BAD_TEXTS, **inputs.FINE_TEXTS}
     rows = [{"id": i, "audio_filepath": "a.wav", "duration": 1.6, "text": t} for i, t in texts.items()]
     rows.append({"id": "t-hours", "audio_filepath": "b.wav", "duration": 3 * 3600.0, "text": "a b"})
     rows.append({"id": "over-batch", "audio_filepath": "c.wav", "duration": 90.0, "text": "a b"})
     dataset = SpeechDataset(rows, CharTokenizer(), 16000)
     with caplog.at_level(logging.WARNING):
         dataset.filter_infeasible(lambda n: n // 320, "m.jsonl", batch_seconds=60)  # 50 frames a second
-    assert [e["id"] for e in dataset.entries] == list(drill.FINE_TEXTS)
-    assert "1 longer than a batch holds (60 s; raise --max-batch-seconds to keep them): over-batch" in caplog.text
-    bad = [*drill.BAD_TEXTS, "t-hours", "over-batch"]
+    assert [e["id"] for e in dataset.entries] == list(inputs.FINE_TEXTS)
+    assert ("1 longer than a batch holds (60 s; raise --max-batch-seconds to keep them): over-batch"
+            in caplog.text)
+    bad = [*inputs.BAD_TEXTS, "t-hours", "over-batch"]
     assert [i for i in bad if re.search(rf"(?<![\w-]){i}(?![\w-])", caplog.text)] == bad, caplog.text
 
 
-@pytest.mark.parametrize("defect", list(drill.MANIFEST_DEFECTS))
+@pytest.mark.parametrize("defect", list(inputs.MANIFEST_DEFECTS))
 def test_a_bad_manifest_line_is_named_by_every_reader(defect, tmp_path):
-    line, write = drill.MANIFEST_DEFECTS[defect]
+    line, write = inputs.MANIFEST_DEFECTS[defect]
     rows = [{"id": f"u{i}", "audio_filepath": f"u{i}.wav", "duration": 1.0, "text": "a b"} for i in range(3)]
     path = tmp_path / f"{defect}.jsonl"
     path.write_bytes(write(rows))
@@ -190,11 +190,11 @@ def test_a_bad_manifest_line_is_named_by_every_reader(defect, tmp_path):
         assert str(err.value).startswith(f"{path}:{line}: ") and "\n" not in str(err.value), str(err.value)
 
 
-@pytest.mark.parametrize("fine", list(drill.MANIFEST_FINE))
+@pytest.mark.parametrize("fine", list(inputs.MANIFEST_FINE))
 def test_a_byte_order_mark_and_blank_lines_are_read(fine, tmp_path):
     rows = [{"id": f"u{i}", "audio_filepath": f"u{i}.wav", "duration": 1.0, "text": "a b"} for i in range(3)]
     path = tmp_path / "m.jsonl"
-    path.write_bytes(drill.MANIFEST_FINE[fine](rows))
+    path.write_bytes(inputs.MANIFEST_FINE[fine](rows))
     assert [e["id"] for e in read_manifest(path)] == list(read_transcripts(path)) == ["u0", "u1", "u2"]
     assert [i.id for i in collect_inputs([str(path)])] == ["u0", "u1", "u2"]
 
@@ -202,17 +202,17 @@ def test_a_byte_order_mark_and_blank_lines_are_read(fine, tmp_path):
 @pytest.fixture
 def good_lm(tmp_path):
     text = tmp_path / "lm.txt"
-    text.write_text("\n".join(drill.SENTENCES) + "\n")
+    text.write_text("\n".join(core.SENTENCES) + "\n")
     assert main(["lm", "build", str(text), "--order", "2", "--out", str(tmp_path / "good.arpa")]) == 0
     return tmp_path / "good.arpa"
 
 
-@pytest.mark.parametrize("defect", [*drill.LM_DEFECTS, "poisoned-cache"])
+@pytest.mark.parametrize("defect", [*files.LM_DEFECTS, "poisoned-cache"])
 def test_a_bad_lm_file_is_refused_in_one_line_and_its_cache_never_unpickled(defect, good_lm, tmp_path):
     folder = tmp_path / defect
     folder.mkdir()
     marker = folder / "CODE-RAN"
-    path = drill._bad_lm(defect, SimpleNamespace(lm=good_lm), folder, marker)
+    path = files._bad_lm(defect, SimpleNamespace(lm=good_lm), folder, marker)
     if defect == "poisoned-cache":
         assert NgramLM.from_arpa(path).order == 2
     else:

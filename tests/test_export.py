@@ -163,7 +163,8 @@ def test_a_git_lfs_pointer_in_place_of_a_model_says_how_to_fetch_it(released, tm
     (tmp_path / "best.pt").write_text(pointer)
     shutil.copytree(released["dir"], tmp_path / "model")
     (tmp_path / "model" / "model.safetensors").write_text(pointer)
-    for path, named in [(tmp_path / "best.pt",) * 2, (tmp_path / "model", tmp_path / "model" / "model.safetensors")]:
+    exported = (tmp_path / "model", tmp_path / "model" / "model.safetensors")
+    for path, named in [(tmp_path / "best.pt",) * 2, exported]:
         with pytest.raises(ValueError) as err:
             load_checkpoint(path)
         assert str(err.value).startswith(f"{named}: a git-lfs pointer") and "git lfs pull" in str(err.value)

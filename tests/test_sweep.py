@@ -62,7 +62,7 @@ def test_two_workers_share_one_study(corpus, tmp_path):
 
     results = (exp / "results.md").read_text()
     assert all(f"\n| {t.number} | " in results for t in trials)
-    assert "--exp-dir " + str(exp / f"trial-") in results and "## Parameter importances" in results
+    assert "--exp-dir " + str(exp / "trial-") in results and "## Parameter importances" in results
     for plot in ("optimization_history", "parallel_coordinate", "slice"):
         assert (exp / f"{plot}.png").read_bytes()[:4] == b"\x89PNG"
     assert (exp / "best.pt").is_file()
