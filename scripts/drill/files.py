@@ -28,7 +28,7 @@ from drill.core import (
     read_jsonl,
     refused,
 )
-from drill.inputs import _text_manifest
+from drill.inputs import text_manifest
 
 # --- bad model files ----------------------------------------------------------------------
 
@@ -75,7 +75,7 @@ MODEL_DEFECTS = ("truncated", "random-bytes", "empty", "lfs-pointer", "pickle-ru
 
 
 def _model_command(drill: Drill, command: str, model: Path, folder: Path) -> Result:
-    manifest = _text_manifest(drill, folder, {"a": "the cat sat on the mat"})
+    manifest = text_manifest(drill, folder, {"a": "the cat sat on the mat"})
     hyps = folder / "out" / "hyps.jsonl"
     args = {
         "decode": ["decode", "--model", model, "--manifest", manifest, "--out", hyps],
@@ -143,7 +143,7 @@ LM_DEFECTS = ("broken-header", "wrong-counts", "truncated", "lfs-pointer", "rand
 
 
 def _lm_command(drill: Drill, command: str, lm: Path, folder: Path) -> Result:
-    manifest = _text_manifest(drill, folder, {"a": "the cat sat on the mat"})
+    manifest = text_manifest(drill, folder, {"a": "the cat sat on the mat"})
     audio = drill.rows[0]["audio_filepath"]
     args = {
         "ppl": ["lm", "ppl", lm, drill.root / "model" / "lm.txt"],

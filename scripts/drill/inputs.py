@@ -35,7 +35,7 @@ BAD_TEXTS = {  # id: transcript
 FINE_TEXTS = {"t-digits": "42 and 7", "t-accents": "naïve café déjà vu"}
 
 
-def _text_manifest(drill: Drill, folder: Path, texts: dict[str, str]) -> Path:
+def text_manifest(drill: Drill, folder: Path, texts: dict[str, str]) -> Path:
     audio = drill.rows[0]["audio_filepath"]
     manifest = folder / "texts.jsonl"
     rows = [{"id": i, "audio_filepath": audio, "duration": drill.rows[0]["duration"], "text": t}
@@ -47,7 +47,7 @@ def _text_manifest(drill: Drill, folder: Path, texts: dict[str, str]) -> Path:
 @case("text/train", "training finishes; a warning names each utterance it cannot use")
 def _train_texts(drill: Drill) -> Outcome:
     folder = drill.folder("text-train")
-    manifest = _text_manifest(drill, folder, {**BAD_TEXTS, **FINE_TEXTS})
+    manifest = text_manifest(drill, folder, {**BAD_TEXTS, **FINE_TEXTS})
     with manifest.open("a") as f:
         f.writelines(json.dumps(r) + "\n" for r in drill.rows)
     res = drill.asr("train", "--train", manifest, "--dev", drill.corpus, "--exp-dir", folder / "exp",
@@ -60,7 +60,7 @@ def _train_texts(drill: Drill) -> Outcome:
 @case("text/decode", "decoded; bad reference text does not matter")
 def _decode_texts(drill: Drill) -> Outcome:
     folder = drill.folder("text-decode")
-    manifest = _text_manifest(drill, folder, {**BAD_TEXTS, **FINE_TEXTS})
+    manifest = text_manifest(drill, folder, {**BAD_TEXTS, **FINE_TEXTS})
     res = drill.asr("decode", "--model", drill.model, "--manifest", manifest, "--out", folder / "hyps.jsonl")
     hyps = {r["id"] for r in read_jsonl(folder / "hyps.jsonl")}
     missing = (set(BAD_TEXTS) | set(FINE_TEXTS)) - hyps
@@ -102,7 +102,7 @@ def _lm_texts(drill: Drill) -> Outcome:
 @case("text/prepare-report", "the report lists the utterances CTC cannot align")
 def _report_texts(drill: Drill) -> Outcome:
     folder = drill.folder("text-report")
-    manifest = _text_manifest(drill, folder, {**BAD_TEXTS, **FINE_TEXTS})
+    manifest = text_manifest(drill, folder, {**BAD_TEXTS, **FINE_TEXTS})
     res = drill.asr("prepare", "--report", manifest, "--json", "--model", drill.model)
 
     def check():
@@ -145,7 +145,7 @@ def _lm_empty(drill: Drill) -> Outcome:
 def _blocked_output(command: str, drill: Drill) -> Outcome:
     """--out names a folder where a file goes, or a file where a folder goes."""
     folder = drill.folder(f"output-{command}")
-    manifest = _text_manifest(drill, folder, {"a": "the cat sat on the mat"})
+    manifest = text_manifest(drill, folder, {"a": "the cat sat on the mat"})
     blocked = folder / ("out.jsonl" if command == "decode" else "out")
     blocked.mkdir() if command == "decode" else blocked.write_text("a file in the way\n")
     args = {"decode": ["decode", "--model", drill.model, "--manifest", manifest, "--out", blocked],
